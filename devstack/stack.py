@@ -1,0 +1,152 @@
+"""The whole local topology in one object: servers from pip binaries, then Orchid's processes.
+
+``make dev`` runs it in the foreground (devstack/__main__.py); end-to-end tests and the benchmark
+start it on free ports. Everything binds 127.0.0.1; stop() tears down in reverse order.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from devstack.envoy import Envoy
+from devstack.jwt import DEV_AUDIENCE, DEV_ISSUER, DevKeyring
+from devstack.process import ManagedProcess, ServiceStartError, free_port, port_open, wait_until
+from devstack.servers import KafkaBroker, Postgres, Redis
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    envoy: int
+    grpc: int
+    postgres: int
+    redis: int
+    kafka: int
+    server_metrics: int
+    envoy_admin: int
+
+    @classmethod
+    def fixed(cls) -> Ports:
+        """Stable ports for `make dev`, so the README's commands work when pasted."""
+        return cls(
+            envoy=int(os.environ.get("ORCHID_DEV_PORT", "8080")),
+            grpc=50051,
+            postgres=55432,
+            redis=56379,
+            kafka=59092,
+            server_metrics=9101,
+            envoy_admin=9901,
+        )
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(*(free_port() for _ in range(7)))
+
+
+def _secret_key(root: Path) -> str:
+    """A Fernet key kept with the dev data, so secrets stored in one run decrypt in the next."""
+    path = root / "secrets.key"
+    if not path.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class Stack:
+    root: Path
+    ports: Ports = field(default_factory=Ports.free)
+    tenant: str = "demo"
+    postgres: Postgres = field(init=False)
+    redis: Redis = field(init=False)
+    kafka: KafkaBroker = field(init=False)
+    keyring: DevKeyring = field(init=False)
+    envoy: Envoy = field(init=False)
+    processes: list[ManagedProcess] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.postgres = Postgres(self.root / "postgres", port=self.ports.postgres)
+        self.redis = Redis(self.root / "redis", port=self.ports.redis)
+        self.kafka = KafkaBroker(self.root / "kafka", port=self.ports.kafka)
+        self.keyring = DevKeyring(self.root / "jwt")
+        self.envoy = Envoy(
+            self.root / "envoy",
+            upstream_port=self.ports.grpc,
+            jwks_file=self.keyring.jwks_path,
+            port=self.ports.envoy,
+            admin_port=self.ports.envoy_admin,
+        )
+
+    def env(self) -> dict[str, str]:
+        """The environment Orchid's processes run with: the spec's variable names."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_", "KAFKA_"))}
+        env.update(self.postgres.env())
+        env.update(self.redis.env())
+        env.update(self.kafka.env())
+        env.update(
+            {
+                "GRPC_LISTEN": f"127.0.0.1:{self.ports.grpc}",
+                "SERVER_METRICS_PORT": str(self.ports.server_metrics),
+                "SECRETS_ENCRYPTION_KEYS": _secret_key(self.root),
+                "AUTH_ISSUER_URL": DEV_ISSUER,
+                "AUTH_CLIENT_ID": DEV_AUDIENCE,
+                "AUTH_JWKS_FILE": str(self.keyring.jwks_path.resolve()),
+                # The demo API and the tests' mock APIs run on loopback.
+                "EGRESS_ALLOWLIST": "127.0.0.1,localhost",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def start(self) -> None:
+        try:
+            self.postgres.start()
+            self.redis.start()
+            self.kafka.start()
+            self.migrate()
+            self._start_server()
+            self.envoy.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def migrate(self) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "store.migrate"], env=self.env(), cwd=REPO, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise ServiceStartError(f"migrations failed:\n{result.stdout}\n{result.stderr}")
+
+    def _start_server(self) -> None:
+        server = ManagedProcess(
+            "server", [sys.executable, "-m", "server"], log_path=self.root / "server.log", env=self.env(), cwd=REPO
+        )
+        server.start()
+        self.processes.append(server)
+
+        def ready() -> bool:
+            server.check_alive()
+            return port_open(self.ports.grpc)
+
+        wait_until(ready, timeout_s=30, what="orchid server", log=server.log_path)
+
+    def token(self, tenant: str | None = None, *, roles: tuple[str, ...] = ()) -> str:
+        return self.keyring.mint(tenant or self.tenant, roles=roles, expires_in=24 * 3600)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop(timeout_s=35)
+        self.processes.clear()
+        self.envoy.stop()
+        self.kafka.stop()
+        self.redis.stop()
+        self.postgres.stop()

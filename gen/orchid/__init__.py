@@ -1,0 +1,1 @@
+"""Generated from proto/orchid: do not edit (run `make proto`)."""

@@ -1,0 +1,113 @@
+"""``python -m server``: the Orchid gRPC server (behind Envoy), its metrics port and health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+from orchid.v1 import ops_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from server.app import Registration, create_server, default_interceptors
+from server.health import DependencyProbe, HealthMonitor, HealthReporter, OpsServicer, postgres_probe
+from server.logging_setup import configure_logging
+from server.metrics import start_metrics_server
+from server.tracing import setup_tracing, tracing_interceptor
+from settings.model import Settings
+
+log = logging.getLogger("server")
+
+VERSION = "0.1.0"
+
+
+def database_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+    db = settings.database
+    size = db.max_idle_conns if pool_size is None else pool_size
+    return create_async_engine(
+        db.dsn,
+        pool_size=max(size, 1),
+        max_overflow=max(db.max_open_conns - size, 0),
+        pool_pre_ping=True,
+        connect_args={"command_timeout": db.command_timeout_s, "timeout": 5},
+    )
+
+
+def resource_servicers(sessions: async_sessionmaker[Any], settings: Settings) -> Sequence[Registration]:
+    """The orchid.v1 resource services, from server/services.py (another module's job)."""
+    try:
+        services = importlib.import_module("server.services")
+    except ModuleNotFoundError as exc:
+        if exc.name != "server.services":
+            raise
+        log.warning("server.services is not available: serving health and reflection only")
+        return ()
+    registrations: Sequence[Registration] = services.build_servicers(sessions, settings)
+    return registrations
+
+
+async def serve(settings: Settings) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        provider = setup_tracing(settings.observability)
+        stack.callback(provider.shutdown)
+        if settings.server.run_migrations:
+            from store.migrations import upgrade_head_async
+
+            await upgrade_head_async(settings.database.dsn)
+            log.info("database migrated to head")
+
+        db = database_engine(settings)
+        stack.push_async_callback(db.dispose)
+        probe_db = database_engine(settings, pool_size=1)  # the probe never waits behind traffic
+        stack.push_async_callback(probe_db.dispose)
+        sessions = async_sessionmaker(db, expire_on_commit=False)
+
+        reporter = HealthReporter(version=VERSION)
+        monitor = HealthMonitor(reporter, [DependencyProbe("database", postgres_probe(probe_db))])
+        server, port = create_server(
+            *resource_servicers(sessions, settings),
+            (ops_pb2_grpc.add_OpsServiceServicer_to_server, OpsServicer(reporter)),
+            listen=settings.server.grpc_listen,
+            interceptors=default_interceptors(settings.auth, tracing=tracing_interceptor(provider)),
+            health=reporter,
+        )
+        metrics = start_metrics_server(
+            settings.server.metrics_port, addr=_host_of(settings.server.grpc_listen)
+        )
+        stack.callback(metrics.stop)
+        await monitor.start()
+        stack.push_async_callback(monitor.stop)
+        await server.start()
+        log.info("orchid server listening on port %d, metrics on port %d", port, metrics.port)
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+        log.info("shutting down: draining for up to %.0fs", settings.server.shutdown_grace_s)
+        await monitor.stop()
+        await reporter.enter_graceful_shutdown()  # Envoy and probes see NOT_SERVING first
+        await server.stop(settings.server.shutdown_grace_s)
+    log.info("stopped")
+
+
+def _host_of(listen: str) -> str:
+    """The metrics port binds where gRPC does: loopback by default, all interfaces in a container."""
+    host = listen.rpartition(":")[0].strip("[]")
+    return host or "0.0.0.0"
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging(settings.observability)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()
