@@ -80,7 +80,11 @@ def _json(body: bytes) -> web.Response:
 async def pages(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.served["pages"] += 1
-    offset, limit, total = _int(request, "offset", 0), _int(request, "limit", 50), _int(request, "total", 1000)
+    offset, limit, total = (
+        _int(request, "offset", 0),
+        _int(request, "limit", 50),
+        _int(request, "total", 1000),
+    )
     return _json(state.cached(request.query_string, lambda: _page(offset, limit, total)))
 
 
@@ -107,7 +111,10 @@ async def item(request: web.Request) -> web.Response:
     if latency_ms > 0:
         await asyncio.sleep(latency_ms / 1000)
     item_id = request.match_info["item_id"]
-    body = {"id": int(item_id) if item_id.isdigit() else item_id, "detail": {"score": len(item_id), "ok": True}}
+    body = {
+        "id": int(item_id) if item_id.isdigit() else item_id,
+        "detail": {"score": len(item_id), "ok": True},
+    }
     return _json(orjson.dumps(body))
 
 
@@ -143,7 +150,12 @@ def main(argv: list[str] | None = None) -> None:
 
     # backlog: a load tool opening 64+ connections at once must not see refused connects.
     web.run_app(
-        build_app(), host=args.host, port=args.port, access_log=None, print=None, backlog=1024,
+        build_app(),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=None,
+        backlog=1024,
         loop=uvloop.new_event_loop(),
     )
 

@@ -23,6 +23,7 @@ JWKS_PATH = "/.well-known/jwks.json"
 class JwksServer:
     jwks_file: Path
     port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"  # 0.0.0.0 only inside a container network (docker-compose)
     requests: int = field(default=0, init=False)
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
@@ -50,7 +51,7 @@ class JwksServer:
             def log_message(self, format: str, *args: Any) -> None:  # quiet: tests print nothing
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="jwks-server", daemon=True)
         self._thread.start()
 
@@ -68,8 +69,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m devstack.jwks_server")
     parser.add_argument("jwks_file", type=Path)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    server = JwksServer(args.jwks_file, port=args.port)
+    server = JwksServer(args.jwks_file, port=args.port, host=args.host)
     server.start()
     print(server.uri, flush=True)
     try:

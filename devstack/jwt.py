@@ -48,6 +48,7 @@ class DevKey:
 
     def public_jwk(self) -> dict[str, Any]:
         jwk: dict[str, Any] = RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        jwk.pop("key_ops", None)  # RFC 7517: "use" and "key_ops" should not appear together
         return {**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}
 
     def private_pem(self) -> bytes:

@@ -61,10 +61,10 @@ def address_class(address: IpAddress) -> str | None:
         return "multicast"
     if isinstance(address, ipaddress.IPv4Address) and address in _SHARED_ADDRESS_SPACE:
         return "private (shared address space)"
+    if address.is_reserved:  # before is_private, which also covers 240.0.0.0/4
+        return "reserved"
     if address.is_private:
         return "private"
-    if address.is_reserved:
-        return "reserved"
     if not address.is_global:
         return "reserved"
     return None

@@ -95,7 +95,9 @@ async def _send(
         meta.tenant_id, meta.config_id, meta.plan_key, endpoint_of(step, variables), meta.integration
     )
     ex.check_deadline()
-    ex.counters.rate_limited_s += await ex.limiter.acquire(rules, subject, max_wait_s=max_wait)
+    # await first, then add: `x += await f()` reads x before awaiting and loses concurrent updates
+    waited = await ex.limiter.acquire(rules, subject, max_wait_s=max_wait)
+    ex.counters.rate_limited_s += waited
     ex.check_deadline()
     ex.counters.requests += 1
     response = await ex.http.send(request)

@@ -14,10 +14,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from engine.context import ContextState
-from engine.errors import ExecutionAbortedError, OrchidError
+from engine.errors import ExecutionAbortedError, OrchidError, RateLimitExceededError
 from engine.fanout import Scope
 from engine.fetch import ReportedError
 from engine.plan import Plan
@@ -75,8 +76,7 @@ async def run_plan(
     started = clock()
     await _event(sink, meta, ExecutionEvent("execution.started", _timestamp(now())))
     ex: Execution | None = None
-    status: ExecutionStatus = "failed"
-    error: str | None = None
+    ending = _Ending("failed", None)
     try:
         ex = Execution(
             plan, meta=meta, config=config, auth=auth,
@@ -85,19 +85,22 @@ async def run_plan(
             http=http, limiter=limiter, sink=sink, limits=limits, secrets=secrets,
             clock=clock, now=now, sleep=sleep, rand=rand,
         )  # fmt: skip
-        status, error = await _run_cancellable(ex, cancel)
+        ending = await _run_cancellable(ex, cancel)
     except asyncio.CancelledError:
         await _completed_on_cancel(ex, meta, sink, started, clock, now)
         raise
     except OrchidError as exc:  # the initial context is over its limits
-        error = exc.message
+        ending = _Ending("failed", exc.message)
     outcome = ExecutionOutcome(
-        status=status,
+        status=ending.status,
         stats=(ex.counters if ex is not None else Counters()).stats((clock() - started) * 1000.0),
-        error=error,
+        error=ending.error,
         context=ex.context.snapshot() if ex is not None else dict(context),
+        resume_after_s=ending.resume_after_s,
     )
-    event = ExecutionEvent("execution.completed", _timestamp(now()), outcome.status, outcome.stats, error)
+    event = ExecutionEvent(
+        "execution.completed", _timestamp(now()), outcome.status, outcome.stats, outcome.error
+    )
     await _event(sink, meta, event)
     with contextlib.suppress(OrchidError):
         await sink.flush()
@@ -126,7 +129,7 @@ async def _completed_on_cancel(
             await sink.emit_event(meta, event)
 
 
-async def _run_cancellable(ex: Execution, cancel: asyncio.Event | None) -> tuple[ExecutionStatus, str | None]:
+async def _run_cancellable(ex: Execution, cancel: asyncio.Event | None) -> _Ending:
     """Run the execution; stop it as soon as ``cancel`` is set."""
     if cancel is None:
         return await _run_bounded(ex)
@@ -141,11 +144,27 @@ async def _run_cancellable(ex: Execution, cancel: asyncio.Event | None) -> tuple
             with contextlib.suppress(asyncio.CancelledError):
                 await body
     if body.cancelled():
-        return "cancelled", "execution cancelled"
+        return _Ending("cancelled", "execution cancelled")
     return body.result()
 
 
-async def _run_bounded(ex: Execution) -> tuple[ExecutionStatus, str | None]:
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    status: ExecutionStatus
+    error: str | None
+    resume_after_s: float | None = None
+
+
+def _ending_of(error: ReportedError) -> _Ending:
+    cause = error.cause
+    if isinstance(cause, ExecutionAbortedError):
+        return _Ending("aborted", error.text)
+    if isinstance(cause, RateLimitExceededError):
+        return _Ending("rate_limited", error.text, cause.wait_s)
+    return _Ending("failed", error.text)
+
+
+async def _run_bounded(ex: Execution) -> _Ending:
     """Run within MAX_EXECUTION_TIME and classify how it ended."""
     try:
         async with asyncio.timeout(ex.limits.max_execution_time_s):
@@ -153,12 +172,12 @@ async def _run_bounded(ex: Execution) -> tuple[ExecutionStatus, str | None]:
             await run_step(ex, ex.plan.step, Scope())
             await ex.sink.flush()
     except TimeoutError:
-        return "failed", ex.timeout_error().message
+        return _Ending("failed", ex.timeout_error().message)
     except ReportedError as exc:
-        return ("aborted" if isinstance(exc.cause, ExecutionAbortedError) else "failed"), exc.text
+        return _ending_of(exc)
     except OrchidError as exc:
-        return "failed", exc.message
+        return _Ending("failed", exc.message)
     except Exception as exc:  # a bug, not bad input: still an outcome, never a crashed worker
         log.exception("execution %s failed unexpectedly", ex.meta.execution_id)
-        return "failed", f"internal error: {type(exc).__name__}: {exc}"
-    return "success", None
+        return _Ending("failed", f"internal error: {type(exc).__name__}: {exc}")
+    return _Ending("success", None)

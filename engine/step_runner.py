@@ -11,8 +11,9 @@ MAX_LOOPS iterations each end the execution with an error naming the step.
 Template variables: ``config``, ``auth``, ``context``; ``prev`` (the previous iteration's response,
 null on the first); in sub-steps ``parent`` (the parent step's response, with its own ``item`` and
 ``parent``) and ``item``; in conditions, context_updates and extract also ``response``. A response
-variable is {status_code, headers, body, url, extracted}: ``extracted`` holds the step's ``extract``
-results, so later pages and sub-steps read them as ``prev.extracted.x`` / ``parent.extracted.x``.
+variable is {status_code, headers, body, url, extracted} plus the step's ``extract`` results merged
+in, so later pages and sub-steps read an extracted ``x`` as ``prev.x`` / ``parent.x`` (or
+``parent.extracted.x``); validation keeps extract names off the reserved fields.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class _StepRun:
         extracted = {name: expr.search(variables) for name, expr in step.extract}
         response_var = variables["response"]
         response_var["extracted"] = extracted
+        response_var.update(extracted)
         if step.emit_to_kafka and not self.collect:
             await ex.emit(step.path, exchange.request, response, extracted=extracted)
         if self.collect:
@@ -164,10 +166,11 @@ class _StepRun:
             return False
         if step.while_ is None or not step.while_.test(variables):
             return False
-        if iteration >= self.ex.limits.max_loops:
+        max_loops = min(step.max_loops or self.ex.limits.max_loops, self.ex.limits.max_loops)
+        if iteration >= max_loops:
             raise MaxLoopsExceededError(
                 f"step {step.path}: while {step.while_.source!r} still holds after {iteration} iterations; "
-                f"MAX_LOOPS is {self.ex.limits.max_loops}"
+                f"the limit is {max_loops} (MAX_LOOPS or the step's max_loops)"
             )
         self.prev = variables["response"]
         return True

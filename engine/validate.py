@@ -15,7 +15,6 @@ are "" count as absent (``url`` and ``key`` stay required).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -23,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from engine.conditions import ROOTS, Expr, compile_expr
-from engine.errors import FieldError, PlanValidationError, TemplateError
+from engine.conditions import Expr
+from engine.errors import FieldError, PlanValidationError
 from engine.plan import (
     DEFAULT_RETRY_STATUSES,
     HTTP_METHODS,
@@ -36,9 +35,10 @@ from engine.plan import (
 )
 from engine.ports import RateLimitRule
 from engine.templates import JsonTemplate, Template, compile_json_template, compile_template
+from engine.validate_fields import FANOUT_ROOTS, REQUEST_ROOTS, FieldChecker, describe
 from settings.model import ExecutionLimits
 
-__all__ = ["PLAN_FIELDS", "STEP_FIELDS", "validate_plan", "validate_plan_json"]
+__all__ = ["PLAN_FIELDS", "RESERVED_EXTRACT_NAMES", "STEP_FIELDS", "validate_plan", "validate_plan_json"]
 
 PLAN_FIELDS = frozenset(
     {"key", "integration", "wait_seconds", "enabled", "auth_flow_id", "description", "step", "rate_limits"}
@@ -60,17 +60,9 @@ _HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _FORM_TYPE = "application/x-www-form-urlencoded"
 _MAX_ATTEMPTS = 20
 
-# proto3 prints unset strings as "": these fields treat "" as absent.
-_OPTIONAL_STRINGS = frozenset(
-    {"integration", "description", "auth_flow_id", "name", "method", "while", "abort_when", "retry_when",
-     "break_when", "iterate_over", "fanout_emit_mode", "scope", "backoff"}
-)  # fmt: skip
 # Fields of the response variable; an extract name may not shadow them (extracted values are also
 # merged into the response variable: response.x, prev.x, parent.x).
 RESERVED_EXTRACT_NAMES = frozenset({"status_code", "headers", "body", "url", "extracted", "item", "parent"})
-
-_REQUEST_ROOTS = frozenset({"config", "auth", "context", "prev"})
-_FANOUT_ROOTS = frozenset({"parent", "item"})
 
 
 def validate_plan(document: Mapping[str, Any], *, limits: ExecutionLimits | None = None) -> Plan:
@@ -91,30 +83,6 @@ def validate_plan_json(text: str | bytes, *, limits: ExecutionLimits | None = No
     return validate_plan(document, limits=limits)
 
 
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 _BODY_FIELD = re.compile(r"\bresponse\s*\.\s*body\s*[.\[]")
 
 
@@ -125,154 +93,7 @@ def _body_readers(step: Step) -> tuple[str, ...]:
     return tuple(e.source for e in exprs if e is not None and _BODY_FIELD.search(e.source))
 
 
-class _Validator:
-    def __init__(self, limits: ExecutionLimits) -> None:
-        self.limits = limits
-        self.errors: list[FieldError] = []
-
-    def error(self, path: str, message: str) -> None:
-        self.errors.append(FieldError(path, message))
-
-    # --- generic checks ---------------------------------------------------------------------
-
-    def obj(self, value: Any, path: str, allowed: frozenset[str]) -> Mapping[str, Any] | None:
-        """Check an object and report its unknown fields; None if it is not an object."""
-        if not isinstance(value, Mapping):
-            self.error(path, f"must be an object, got {_describe(value)}")
-            return None
-        value = {k: v for k, v in value.items() if not (v == "" and k in _OPTIONAL_STRINGS)}
-        for key in value:
-            if key not in allowed:
-                hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
-                self.error(f"{path}.{key}" if path else str(key), f"unknown field{suffix}")
-        return value
-
-    def string(self, data: Mapping[str, Any], key: str, path: str, *, pattern: re.Pattern[str] | None = None,
-               required: bool = False) -> str | None:  # fmt: skip
-        value = data.get(key)
-        if value is None:
-            if required:
-                self.error(path, "is required")
-            return None
-        if not isinstance(value, str) or (required and not value):
-            self.error(path, f"must be a non-empty string, got {_describe(value)}")
-            return None
-        if pattern is not None and not pattern.match(value):
-            self.error(path, f"{value!r} must match {pattern.pattern}")
-            return None
-        return value
-
-    def number(self, data: Mapping[str, Any], key: str, path: str, *, minimum: float,
-               integer: bool = False, maximum: float | None = None) -> Any:  # fmt: skip
-        value = data.get(key)
-        if value is None:
-            return None
-        kind = "an integer" if integer else "a number"
-        ok = _is_int(value) if integer else _is_number(value)
-        if not ok or value < minimum or (maximum is not None and value > maximum):
-            bound = f" between {minimum:g} and {maximum:g}" if maximum is not None else f" >= {minimum:g}"
-            self.error(path, f"must be {kind}{bound}, got {value!r}")
-            return None
-        return value
-
-    def boolean(self, data: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
-        value = data.get(key, default)
-        if not isinstance(value, bool):
-            self.error(path, f"must be true or false, got {_describe(value)}")
-            return default
-        return value
-
-    def statuses(self, value: Any, path: str) -> frozenset[int]:
-        if value is None:
-            return frozenset()
-        if not isinstance(value, list):
-            self.error(path, f"must be an array of HTTP status codes, got {_describe(value)}")
-            return frozenset()
-        codes: set[int] = set()
-        for index, code in enumerate(value):
-            if not _is_int(code) or not 100 <= code <= 599:
-                self.error(f"{path}[{index}]", f"must be an HTTP status code (100-599), got {code!r}")
-            else:
-                codes.add(code)
-        return frozenset(codes)
-
-    # --- variables ----------------------------------------------------------------------------
-
-    def roots(self, found: frozenset[str], path: str, allowed: frozenset[str]) -> None:
-        for root in sorted(found - allowed):
-            if root not in ROOTS:
-                hint = difflib.get_close_matches(root, sorted(ROOTS), n=1)
-                suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
-                self.error(
-                    path, f"unknown variable '{root}'{suffix}; variables are {', '.join(sorted(ROOTS))}"
-                )
-            elif root in _FANOUT_ROOTS:
-                self.error(path, f"variable '{root}' is only available in sub-steps")
-            elif root == "response":
-                self.error(path, "variable 'response' is not available while building a request "
-                                 "(use 'prev' for the previous response)")  # fmt: skip
-            else:
-                self.error(path, f"variable '{root}' is not available here")
-
-    def template(self, value: Any, path: str, allowed: frozenset[str]) -> Template | None:
-        if _is_number(value) or isinstance(value, bool):
-            value = orjson.dumps(value).decode()  # "limit": 100 means the text "100"
-        if not isinstance(value, str):
-            self.error(path, f"must be a string template, got {_describe(value)}")
-            return None
-        try:
-            template = compile_template(value)
-        except TemplateError as exc:
-            self.error(path, exc.message)
-            return None
-        self.roots(template.roots, path, allowed)
-        return template
-
-    def expr(self, value: Any, path: str, allowed: frozenset[str]) -> Expr | None:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.error(path, f"must be a JMESPath expression string, got {_describe(value)}")
-            return None
-        try:
-            compiled = compile_expr(value)
-        except TemplateError as exc:
-            self.error(path, exc.message)
-            return None
-        self.roots(compiled.roots, path, allowed)
-        return compiled
-
-    def template_map(
-        self, value: Any, path: str, allowed: frozenset[str]
-    ) -> tuple[tuple[str, Template], ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, Mapping):
-            self.error(path, f"must be an object of string templates, got {_describe(value)}")
-            return ()
-        out: list[tuple[str, Template]] = []
-        for name, raw in value.items():
-            template = self.template(raw, f"{path}.{name}", allowed)
-            if template is not None:
-                out.append((name, template))
-        return tuple(out)
-
-    def expr_map(self, value: Any, path: str, allowed: frozenset[str]) -> tuple[tuple[str, Expr], ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, Mapping):
-            self.error(path, f"must be an object of JMESPath expressions, got {_describe(value)}")
-            return ()
-        out: list[tuple[str, Expr]] = []
-        for name, raw in value.items():
-            if not name:
-                self.error(path, "field names must not be empty")
-            compiled = self.expr(raw, f"{path}.{name}", allowed)
-            if compiled is not None:
-                out.append((name, compiled))
-        return tuple(out)
-
+class _Validator(FieldChecker):
     # --- plan ---------------------------------------------------------------------------------
 
     def plan(self, document: Any) -> Plan | None:
@@ -295,14 +116,14 @@ class _Validator:
             return None
         return Plan(
             key=key, step=step, integration=integration, wait_seconds=wait, enabled=enabled,
-            auth_flow_id=auth_flow_id, description=description, rate_limits=rate_limits, source=data,
+            auth_flow_id=auth_flow_id, description=description, rate_limits=rate_limits, source=document,
         )  # fmt: skip
 
     def rate_limits(self, value: Any, path: str) -> tuple[RateLimitSpec, ...]:
         if value is None:
             return ()
         if not isinstance(value, list):
-            self.error(path, f"must be an array, got {_describe(value)}")
+            self.error(path, f"must be an array, got {describe(value)}")
             return ()
         specs: list[RateLimitSpec] = []
         for index, raw in enumerate(value):
@@ -341,11 +162,14 @@ class _Validator:
                                integer=True)  # fmt: skip
         backoff = self.number(data, "max_backoff_seconds", f"{path}.max_backoff_seconds", minimum=0.001,
                               maximum=self.limits.max_retry_backoff_s)  # fmt: skip
-        retry_on = self.statuses(data.get("retry_on"), f"{path}.retry_on") if "retry_on" in data else None
+        if data.get("backoff", "fibonacci") != "fibonacci":
+            self.error(f"{path}.backoff", f"only 'fibonacci' is supported, got {data.get('backoff')!r}")
+        # An empty list is what proto3 gives for "not set", so it means the default too.
+        retry_on = self.statuses(data.get("retry_on"), f"{path}.retry_on")
         return RetryPolicy(
             max_attempts=attempts if attempts is not None else 3,
             max_backoff_s=None if backoff is None else float(backoff),
-            retry_on=DEFAULT_RETRY_STATUSES if retry_on is None else retry_on,
+            retry_on=retry_on or DEFAULT_RETRY_STATUSES,
         )
 
     # --- steps --------------------------------------------------------------------------------
@@ -357,7 +181,7 @@ class _Validator:
         body_format: BodyFormat = "raw" if isinstance(value, str) else "json"
         if _FORM_TYPE in content_type.lower():
             if value is not None and not isinstance(value, Mapping):
-                self.error(f"{path}.body", f"a form body must be an object, got {_describe(value)}")
+                self.error(f"{path}.body", f"a form body must be an object, got {describe(value)}")
                 return None, body_format
             body_format = "form"
         if value is None:
@@ -382,15 +206,15 @@ class _Validator:
             )
             return None
         name = self.string(data, "name", f"{path}.name", pattern=_NAME)
-        label = name or ("step" if depth == 0 else str(index))
+        label = name or str(index)  # the proto: "defaults to the step's position, e.g. 0 or 0.1"
         own_path = f"{step_path}.{label}" if step_path else label
-        request_roots = _REQUEST_ROOTS | (_FANOUT_ROOTS if depth > 0 else frozenset())
+        request_roots = REQUEST_ROOTS | (FANOUT_ROOTS if depth > 0 else frozenset())
         response_roots = request_roots | {"response"}
         method = data.get("method", "GET")
         if method not in HTTP_METHODS:
             self.error(f"{path}.method", f"must be one of {', '.join(HTTP_METHODS)}, got {method!r}")
-        url = self.template(data.get("url"), f"{path}.url", request_roots) if "url" in data else None
-        if "url" not in data:
+        url = self.template(data.get("url"), f"{path}.url", request_roots) if data.get("url") else None
+        if not data.get("url"):
             self.error(f"{path}.url", "is required")
         headers = self.template_map(data.get("headers"), f"{path}.headers", request_roots)
         for header, _ in headers:
@@ -425,12 +249,24 @@ class _Validator:
             context_updates=self.expr_map(
                 data.get("context_updates"), f"{path}.context_updates", response_roots
             ),
-            extract=self.expr_map(data.get("extract"), f"{path}.extract", response_roots),
+            extract=self.extract(data.get("extract"), f"{path}.extract", response_roots),
             timeout_s=self.timeout(data, path),
+            max_loops=self.number(
+                data, "max_loops", f"{path}.max_loops", minimum=1, maximum=self.limits.max_loops, integer=True
+            ),
             **fanout,
         )
         self.check_overlap(step, path)
         return replace(step, body_readers=_body_readers(step))
+
+    def extract(self, value: Any, path: str, allowed: frozenset[str]) -> tuple[tuple[str, Expr], ...]:
+        extract = self.expr_map(value, path, allowed)
+        for name, _ in extract:
+            if name in RESERVED_EXTRACT_NAMES:
+                self.error(
+                    f"{path}.{name}", f"{name!r} is a field of the response variable; pick another name"
+                )
+        return extract
 
     def timeout(self, data: Mapping[str, Any], path: str) -> float | None:
         value = self.number(data, "timeout_seconds", f"{path}.timeout_seconds", minimum=0.001,
@@ -452,7 +288,7 @@ class _Validator:
                     self.error(f"{path}.{key}", "is only valid on a sub-step")
             return out
         # iterate_over reads the parent step's variables, after the parent's response arrived.
-        parent_roots = _REQUEST_ROOTS | {"response"} | (_FANOUT_ROOTS if depth > 1 else frozenset())
+        parent_roots = REQUEST_ROOTS | {"response"} | (FANOUT_ROOTS if depth > 1 else frozenset())
         if data.get("iterate_over") is None:
             self.error(f"{path}.iterate_over", "is required on a sub-step (the items to fan out over)")
         out["iterate_over"] = self.expr(data.get("iterate_over"), f"{path}.iterate_over", parent_roots)
@@ -471,7 +307,7 @@ class _Validator:
         if value is None:
             return ()
         if not isinstance(value, list):
-            self.error(f"{path}.sub_steps", f"must be an array of steps, got {_describe(value)}")
+            self.error(f"{path}.sub_steps", f"must be an array of steps, got {describe(value)}")
             return ()
         out: list[Step] = []
         labels: set[str] = set()

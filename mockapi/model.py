@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ class RecordedRequest:
     at: float  # time.monotonic() on arrival
     wall: float  # time.time() on arrival
     path_params: dict[str, str] = field(default_factory=dict)
+    client_port: int = 0  # the client's source port: tells which pooled connection was used
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """The last value of a query parameter."""
@@ -51,7 +52,7 @@ class MockResponse:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    stream: AsyncIterator[bytes] | None = None
+    stream: AsyncGenerator[bytes, None] | None = None
     content_length: int | None = None
 
 

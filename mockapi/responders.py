@@ -10,7 +10,7 @@ import asyncio
 import csv as _csv
 import inspect
 import io
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,7 +79,9 @@ def text(
     status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> Responder:
-    return raw(lambda r: str(_value(value, r)).encode(), content_type=content_type, status=status, headers=headers)
+    return raw(
+        lambda r: str(_value(value, r)).encode(), content_type=content_type, status=status, headers=headers
+    )
 
 
 def xml(value: Value, *, status: int = 200, headers: Mapping[str, str] | None = None) -> Responder:
@@ -161,7 +163,7 @@ def pages(
     items_key: str = "items",
     headers: Mapping[str, str] | None = None,
 ) -> Responder:
-    """``pages`` × ``per_page`` items behind offset (``offset``/``limit``), cursor (``cursor``) or
+    """``pages`` times ``per_page`` items behind offset (``offset``/``limit``), cursor (``cursor``) or
     page-number (``page``, 1-based) pagination. Every page says ``has_more`` and how to get the
     next one (``next_offset`` / ``next_cursor`` / ``next_page``, null on the last page)."""
     total = pages * per_page
@@ -225,16 +227,22 @@ class Stream:
     completed: int = 0
     aborted: int = 0
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
+    async def _chunks(self) -> AsyncGenerator[bytes, None]:
         chunk = b"a" * self.chunk_bytes
         left = self.total_bytes
-        while left > 0:
-            piece = chunk if left >= len(chunk) else chunk[:left]
-            yield piece
-            self.bytes_sent += len(piece)
-            left -= len(piece)
-            if self.chunk_delay_s:
-                await asyncio.sleep(self.chunk_delay_s)
+        try:
+            while left > 0:
+                piece = chunk if left >= len(chunk) else chunk[:left]
+                yield piece  # returns once the server has written it
+                self.bytes_sent += len(piece)
+                left -= len(piece)
+                if self.chunk_delay_s:
+                    await asyncio.sleep(self.chunk_delay_s)
+        finally:
+            if left > 0:
+                self.aborted += 1
+            else:
+                self.completed += 1
 
     def __call__(self, request: RecordedRequest) -> MockResponse:
         length = self.total_bytes if self.announce_length else None

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
-from collections.abc import Sequence
-from typing import Any
 
 from orchid.v1 import ops_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from server.app import Registration, create_server, default_interceptors
+from server.app import create_server, default_interceptors
 from server.health import DependencyProbe, HealthMonitor, HealthReporter, OpsServicer, postgres_probe
 from server.logging_setup import configure_logging
 from server.metrics import start_metrics_server
+from server.services import build_servicers
 from server.tracing import setup_tracing, tracing_interceptor
 from settings.model import Settings
 
@@ -35,19 +33,6 @@ def database_engine(settings: Settings, *, pool_size: int | None = None) -> Asyn
         pool_pre_ping=True,
         connect_args={"command_timeout": db.command_timeout_s, "timeout": 5},
     )
-
-
-def resource_servicers(sessions: async_sessionmaker[Any], settings: Settings) -> Sequence[Registration]:
-    """The orchid.v1 resource services, from server/services.py (another module's job)."""
-    try:
-        services = importlib.import_module("server.services")
-    except ModuleNotFoundError as exc:
-        if exc.name != "server.services":
-            raise
-        log.warning("server.services is not available: serving health and reflection only")
-        return ()
-    registrations: Sequence[Registration] = services.build_servicers(sessions, settings)
-    return registrations
 
 
 async def serve(settings: Settings) -> None:
@@ -69,7 +54,7 @@ async def serve(settings: Settings) -> None:
         reporter = HealthReporter(version=VERSION)
         monitor = HealthMonitor(reporter, [DependencyProbe("database", postgres_probe(probe_db))])
         server, port = create_server(
-            *resource_servicers(sessions, settings),
+            *build_servicers(sessions, settings),
             (ops_pb2_grpc.add_OpsServiceServicer_to_server, OpsServicer(reporter)),
             listen=settings.server.grpc_listen,
             interceptors=default_interceptors(settings.auth, tracing=tracing_interceptor(provider)),

@@ -70,16 +70,20 @@ class HealthReporter:
         self.version = version
         self._services: list[str] = [health.OVERALL_HEALTH]
         self._results: tuple[CheckResult, ...] = ()
-        self._serving: bool | None = None
+        self._serving = False
+        self._reported: bool | None = None  # the verdict the health servicer last published
         self._shutting_down = False
 
     def track(self, services: Iterable[str]) -> None:
         """Report ``services`` (create_server passes every registered one) like the server."""
-        self._services.extend(name for name in services if name not in self._services)
+        added = [name for name in services if name not in self._services]
+        self._services.extend(added)
+        if added:
+            self._reported = None  # the next update() publishes every service, the new ones too
 
     @property
     def serving(self) -> bool:
-        return bool(self._serving) and not self._shutting_down
+        return self._serving and not self._shutting_down
 
     @property
     def results(self) -> tuple[CheckResult, ...]:
@@ -88,12 +92,13 @@ class HealthReporter:
     async def update(self, results: Sequence[CheckResult]) -> None:
         self._results = tuple(results)
         serving = all(result.ok for result in results if result.required)
-        if serving == self._serving:
-            return
         self._serving = serving
-        if serving:
-            log.info("serving: every required dependency answers")
-        else:
+        if serving == self._reported:
+            return
+        was_serving, self._reported = self._reported, serving
+        if serving and was_serving is False:
+            log.info("serving again: every required dependency answers")
+        elif not serving:
             failed = ", ".join(f"{r.name} ({r.error})" for r in results if r.required and not r.ok)
             log.warning("not serving: %s", failed)
         status = (

@@ -243,7 +243,10 @@ class AuthSettings:
     tenant_header: str = "x-orchid-tenant-id"
     roles_header: str = "x-orchid-roles"
     tenant_claim: str = "tenant_id"
+    roles_claim: str = "roles"
     admin_role: str = "orchid:admin"
+    jwks_cache_s: float = 300.0
+    leeway_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Env) -> AuthSettings:
@@ -256,6 +259,9 @@ class AuthSettings:
             tenant_header=env.get("AUTH_TENANT_HEADER", "x-orchid-tenant-id").lower(),
             roles_header=env.get("AUTH_ROLES_HEADER", "x-orchid-roles").lower(),
             tenant_claim=env.get("AUTH_TENANT_CLAIM", "tenant_id"),
+            roles_claim=env.get("AUTH_ROLES_CLAIM", "roles"),
+            jwks_cache_s=parse_duration("AUTH_JWKS_CACHE", env.get("AUTH_JWKS_CACHE", "5m")),
+            leeway_s=parse_duration("AUTH_CLOCK_SKEW", env.get("AUTH_CLOCK_SKEW", "30s")),
             admin_role=env.get("AUTH_ADMIN_ROLE", "orchid:admin"),
         )
 

@@ -24,14 +24,15 @@ FOREIGN_KEY_VIOLATION = "23503"
 
 
 async def raise_missing(
-    session: AsyncSession, column: InstrumentedAttribute[Any], value: Any, what: str
+    session: AsyncSession, tenant_id: str, column: InstrumentedAttribute[Any], value: Any, what: str
 ) -> NoReturn:
     """Raise the right error for a row the caller's tenant does not have.
 
     TenantMismatchError (PERMISSION_DENIED) when ``value`` exists under another tenant, else
     ResourceNotFoundError. This is the one query that does not filter by tenant; it reads only
     existence, and the message names nothing but what the caller sent."""
-    found = await session.scalar(select(exists().where(column == value)))
+    tenant_column = column.class_.tenant_id
+    found = await session.scalar(select(exists().where(column == value, tenant_column != tenant_id)))
     if found:
         raise TenantMismatchError(f"{what} {value} is not accessible to this tenant")
     raise ResourceNotFoundError(f"{what} {value} not found")
@@ -64,9 +65,7 @@ async def ensure_not_foreign(
     """For list filters: raise TenantMismatchError when ``value`` names another tenant's row.
 
     A value that exists nowhere is fine (history of a deleted config, for instance)."""
-    foreign = await session.scalar(
-        select(exists().where(id_column == value, tenant_column != tenant_id))
-    )
+    foreign = await session.scalar(select(exists().where(id_column == value, tenant_column != tenant_id)))
     mine = await session.scalar(select(exists().where(id_column == value, tenant_column == tenant_id)))
     if foreign and not mine:
         raise TenantMismatchError(f"{what} {value} is not accessible to this tenant")

@@ -86,7 +86,7 @@ async def _row(session: AsyncSession, tenant_id: str, flow_id: UUID, *, lock: bo
         query = query.with_for_update()
     row = await session.scalar(query)
     if row is None:
-        await raise_missing(session, AuthFlow.id, flow_id, "auth flow")
+        await raise_missing(session, tenant_id, AuthFlow.id, flow_id, "auth flow")
     return row
 
 
@@ -95,7 +95,7 @@ async def _ensure_integration(session: AsyncSession, tenant_id: str, integration
         select(Integration.id).where(Integration.tenant_id == tenant_id, Integration.id == integration_id)
     )
     if found is None:
-        await raise_missing(session, Integration.id, integration_id, "integration")
+        await raise_missing(session, tenant_id, Integration.id, integration_id, "integration")
 
 
 async def ensure_usable(
@@ -210,7 +210,9 @@ async def delete(session: AsyncSession, tenant_id: str, flow_id: UUID) -> None:
         await session.delete(row)
         await session.flush()
     except IntegrityError as exc:
-        raise translate_integrity_error(exc, duplicate="", in_use=f"auth flow {row.name!r} is still in use") from exc
+        raise translate_integrity_error(
+            exc, duplicate="", in_use=f"auth flow {row.name!r} is still in use"
+        ) from exc
 
 
 # --- Runtime token state (worker) -------------------------------------------------------------
@@ -260,4 +262,4 @@ async def set_status(
         .returning(AuthFlow.id)
     )
     if result.first() is None:
-        await raise_missing(session, AuthFlow.id, flow_id, "auth flow")
+        await raise_missing(session, tenant_id, AuthFlow.id, flow_id, "auth flow")

@@ -80,7 +80,7 @@ async def _schema(session: AsyncSession, tenant_id: str, integration_id: UUID) -
     )
     found = row.first()
     if found is None:
-        await raise_missing(session, Integration.id, integration_id, "integration")
+        await raise_missing(session, tenant_id, Integration.id, integration_id, "integration")
     schema: Json | None = found[0]
     return schema
 
@@ -91,7 +91,7 @@ async def _row(session: AsyncSession, tenant_id: str, config_id: UUID, *, lock: 
         query = query.with_for_update()
     row = await session.scalar(query)
     if row is None:
-        await raise_missing(session, Config.id, config_id, "config")
+        await raise_missing(session, tenant_id, Config.id, config_id, "config")
     return row
 
 
@@ -104,7 +104,9 @@ def _duplicate(name: str) -> str:
     return f"config {name!r} already exists for this integration"
 
 
-async def create(session: AsyncSession, tenant_id: str, data: ConfigInput, *, secrets: SecretBox) -> ConfigRecord:
+async def create(
+    session: AsyncSession, tenant_id: str, data: ConfigInput, *, secrets: SecretBox
+) -> ConfigRecord:
     if data.integration_id is None:
         raise InvalidArgumentError("integration_id: required")
     schema = await _schema(session, tenant_id, data.integration_id)
@@ -133,7 +135,9 @@ async def get(session: AsyncSession, tenant_id: str, config_id: UUID) -> ConfigR
     return _record(row, await _schema(session, tenant_id, row.integration_id))
 
 
-async def load_for_run(session: AsyncSession, tenant_id: str, config_id: UUID, *, secrets: SecretBox) -> ConfigRecord:
+async def load_for_run(
+    session: AsyncSession, tenant_id: str, config_id: UUID, *, secrets: SecretBox
+) -> ConfigRecord:
     """The config with its secrets decrypted, for the worker. Never return this to a client."""
     row = await _row(session, tenant_id, config_id)
     return _record(row, None, secrets.decrypt_tree(row.values))
@@ -217,7 +221,7 @@ async def set_enabled(session: AsyncSession, tenant_id: str, config_id: UUID, en
         .execution_options(populate_existing=True)
     )
     if row is None:
-        await raise_missing(session, Config.id, config_id, "config")
+        await raise_missing(session, tenant_id, Config.id, config_id, "config")
     return _record(row, await _schema(session, tenant_id, row.integration_id))
 
 

@@ -94,7 +94,9 @@ def _record(row: Execution, attempts: Sequence[AttemptRecord] = ()) -> Execution
     )
 
 
-async def _with_attempts(session: AsyncSession, tenant_id: str, rows: Sequence[Execution]) -> list[ExecutionRecord]:
+async def _with_attempts(
+    session: AsyncSession, tenant_id: str, rows: Sequence[Execution]
+) -> list[ExecutionRecord]:
     if not rows:
         return []
     found = await session.scalars(
@@ -222,7 +224,7 @@ async def _row(session: AsyncSession, tenant_id: str, execution_id: UUID, *, loc
         query = query.with_for_update()
     row = await session.scalar(query)
     if row is None:
-        await raise_missing(session, Execution.id, execution_id, "execution")
+        await raise_missing(session, tenant_id, Execution.id, execution_id, "execution")
     return row
 
 
@@ -275,7 +277,9 @@ async def list_children(
     return Page(tuple(await _with_attempts(session, tenant_id, rows[:limit])), next_token)
 
 
-async def cancel(session: AsyncSession, tenant_id: str, execution_id: UUID, reason: str = "") -> ExecutionRecord:
+async def cancel(
+    session: AsyncSession, tenant_id: str, execution_id: UUID, reason: str = ""
+) -> ExecutionRecord:
     """Cancel a queued, running or rate-limited execution and its descendants. The row turns
     CANCELLED at once with ``cancel_requested`` set; a worker still running it is told through the
     queue (the caller's job) and its late status writes are ignored."""
@@ -288,7 +292,9 @@ async def cancel(session: AsyncSession, tenant_id: str, execution_id: UUID, reas
     while frontier:  # descendants, level by level
         frontier = list(
             await session.scalars(
-                select(Execution.id).where(Execution.tenant_id == tenant_id, Execution.parent_id.in_(frontier))
+                select(Execution.id).where(
+                    Execution.tenant_id == tenant_id, Execution.parent_id.in_(frontier)
+                )
             )
         )
         ids.extend(frontier)
@@ -354,7 +360,9 @@ async def start_attempt(
             error=ErrorInfo(code="worker_lost", message="the worker stopped responding").to_json(),
         )
     )
-    session.add(ExecutionAttempt(tenant_id=tenant_id, execution_id=execution_id, attempt=row.attempts, worker=worker))
+    session.add(
+        ExecutionAttempt(tenant_id=tenant_id, execution_id=execution_id, attempt=row.attempts, worker=worker)
+    )
     await session.flush()
     return await get(session, tenant_id, execution_id)
 
@@ -403,7 +411,12 @@ async def finish(
 
 
 async def park_rate_limited(
-    session: AsyncSession, tenant_id: str, execution_id: UUID, *, resume_at: datetime, stats: Json | None = None
+    session: AsyncSession,
+    tenant_id: str,
+    execution_id: UUID,
+    *,
+    resume_at: datetime,
+    stats: Json | None = None,
 ) -> bool:
     """Release a running execution until ``resume_at`` (status RATE_LIMITED)."""
     values: Json = {"status": "rate_limited", "resume_at": resume_at}

@@ -30,13 +30,15 @@ def _record(row: Integration) -> IntegrationRecord:
     )
 
 
-async def _row(session: AsyncSession, tenant_id: str, integration_id: UUID, *, lock: bool = False) -> Integration:
+async def _row(
+    session: AsyncSession, tenant_id: str, integration_id: UUID, *, lock: bool = False
+) -> Integration:
     query = select(Integration).where(Integration.tenant_id == tenant_id, Integration.id == integration_id)
     if lock:
         query = query.with_for_update()
     row = await session.scalar(query)
     if row is None:
-        await raise_missing(session, Integration.id, integration_id, "integration")
+        await raise_missing(session, tenant_id, Integration.id, integration_id, "integration")
     return row
 
 
@@ -112,8 +114,12 @@ async def update_integration(
     return _record(updated)
 
 
-async def _count(session: AsyncSession, model: type[Config] | type[Plan] | type[AuthFlow], tenant_id: str,
-                 integration_id: UUID) -> int:
+async def _count(
+    session: AsyncSession,
+    model: type[Config] | type[Plan] | type[AuthFlow],
+    tenant_id: str,
+    integration_id: UUID,
+) -> int:
     total = await session.scalar(
         select(func.count()).where(model.tenant_id == tenant_id, model.integration_id == integration_id)
     )
@@ -140,4 +146,3 @@ async def delete(session: AsyncSession, tenant_id: str, integration_id: UUID) ->
         raise translate_integrity_error(
             exc, duplicate="", in_use=f"integration {row.name!r} is still in use"
         ) from exc
-

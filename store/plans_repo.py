@@ -10,14 +10,23 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from engine.errors import PreconditionFailedError
+from engine.errors import InvalidArgumentError, PreconditionFailedError
 from store import auth_flows_repo
 from store.access import raise_missing, translate_integrity_error
 from store.pagination import decode_token, encode_token, page_size
 from store.records import Page, PlanInput, PlanRecord
-from store.tables import Integration, Plan
+from store.tables import Config, Integration, Plan
 
-__all__ = ["create", "delete", "get", "get_by_id", "list_page", "set_enabled", "update_plan"]
+__all__ = [
+    "create",
+    "delete",
+    "get",
+    "get_by_id",
+    "list_page",
+    "set_enabled",
+    "trigger_targets",
+    "update_plan",
+]
 
 
 def _record(row: Plan) -> PlanRecord:
@@ -43,7 +52,7 @@ async def _row(session: AsyncSession, tenant_id: str, key: str, *, lock: bool = 
         query = query.with_for_update()
     row = await session.scalar(query)
     if row is None:
-        await raise_missing(session, Plan.key, key, "plan")
+        await raise_missing(session, tenant_id, Plan.key, key, "plan")
     return row
 
 
@@ -93,7 +102,7 @@ async def get(session: AsyncSession, tenant_id: str, key: str) -> PlanRecord:
 async def get_by_id(session: AsyncSession, tenant_id: str, plan_id: UUID) -> PlanRecord:
     row = await session.scalar(select(Plan).where(Plan.tenant_id == tenant_id, Plan.id == plan_id))
     if row is None:
-        await raise_missing(session, Plan.id, plan_id, "plan")
+        await raise_missing(session, tenant_id, Plan.id, plan_id, "plan")
     return _record(row)
 
 
@@ -170,3 +179,31 @@ async def delete(session: AsyncSession, tenant_id: str, key: str) -> None:
     row = await _row(session, tenant_id, key, lock=True)
     await session.delete(row)
     await session.flush()
+
+
+async def trigger_targets(
+    session: AsyncSession, tenant_id: str, plan: PlanRecord, config_id: UUID | None
+) -> list[UUID | None]:
+    """The configs a manual run of ``plan`` uses: the one named (which must belong to the plan's
+    integration), else every enabled config of the integration. A plan without an integration
+    runs once without a config."""
+    if config_id is not None:
+        config = await session.scalar(
+            select(Config).where(Config.tenant_id == tenant_id, Config.id == config_id)
+        )
+        if config is None:
+            await raise_missing(session, tenant_id, Config.id, config_id, "config")
+        if plan.integration_id is not None and config.integration_id != plan.integration_id:
+            raise InvalidArgumentError(f"config_id: config {config_id} belongs to another integration")
+        return [config_id]
+    if plan.integration_id is None:
+        return [None]
+    ids = await session.scalars(
+        select(Config.id)
+        .where(Config.tenant_id == tenant_id, Config.integration_id == plan.integration_id, Config.enabled)
+        .order_by(Config.name, Config.id)
+    )
+    targets: list[UUID | None] = list(ids)
+    if not targets:
+        raise PreconditionFailedError(f"plan {plan.key!r}: its integration has no enabled config to run with")
+    return targets

@@ -44,7 +44,9 @@ Json = dict[str, Any]
 ExecutionStatus = Literal["queued", "running", "rate_limited", "success", "failed", "aborted", "cancelled"]
 ExecutionKind = Literal["plan", "auth"]
 ExecutionTrigger = Literal["schedule", "manual", "retry", "replay", "parent"]
-AttemptOutcome = Literal["running", "success", "failed", "aborted", "rate_limited", "worker_lost", "cancelled"]
+AttemptOutcome = Literal[
+    "running", "success", "failed", "aborted", "rate_limited", "worker_lost", "cancelled"
+]
 AuthFlowType = Literal["oauth2_client_credentials", "oauth2_refresh_token", "custom"]
 AuthFlowStatus = Literal["unknown", "active", "broken"]
 DlqReason = Literal[

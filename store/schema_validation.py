@@ -121,7 +121,9 @@ def _delete(document: Json, path: SecretPath) -> None:
         node.pop(path[-1], None)
 
 
-def transform_secrets(values: Mapping[str, Any], paths: Sequence[SecretPath], fn: Callable[[Any], Any]) -> Json:
+def transform_secrets(
+    values: Mapping[str, Any], paths: Sequence[SecretPath], fn: Callable[[Any], Any]
+) -> Json:
     """A copy of ``values`` with ``fn`` applied to every secret that is present."""
     out: Json = copy.deepcopy(dict(values))
     for path in paths:
@@ -152,4 +154,3 @@ def merge_kept_secrets(
             else:
                 _set(out, path, copy.deepcopy(stored))
     return out
-

@@ -100,10 +100,10 @@ class AuthFlow(Base):
     __table_args__ = (
         PrimaryKeyConstraint("tenant_id", "id"),
         UniqueConstraint("tenant_id", "integration_id", "name"),
-        ForeignKeyConstraint(
-            ["tenant_id", "integration_id"], ["integrations.tenant_id", "integrations.id"]
+        ForeignKeyConstraint(["tenant_id", "integration_id"], ["integrations.tenant_id", "integrations.id"]),
+        CheckConstraint(
+            "type IN ('oauth2_client_credentials', 'oauth2_refresh_token', 'custom')", name="type"
         ),
-        CheckConstraint("type IN ('oauth2_client_credentials', 'oauth2_refresh_token', 'custom')", name="type"),
         CheckConstraint("status IN ('unknown', 'active', 'broken')", name="status"),
     )
 
@@ -126,9 +126,7 @@ class Config(Base):
     __table_args__ = (
         PrimaryKeyConstraint("tenant_id", "id"),
         UniqueConstraint("tenant_id", "integration_id", "name"),
-        ForeignKeyConstraint(
-            ["tenant_id", "integration_id"], ["integrations.tenant_id", "integrations.id"]
-        ),
+        ForeignKeyConstraint(["tenant_id", "integration_id"], ["integrations.tenant_id", "integrations.id"]),
         ForeignKeyConstraint(["tenant_id", "auth_flow_id"], ["auth_flows.tenant_id", "auth_flows.id"]),
         Index("ix_configs_tenant_integration_enabled", "tenant_id", "integration_id", "enabled"),
         Index("ix_configs_tenant_auth_flow", "tenant_id", "auth_flow_id"),
@@ -155,9 +153,7 @@ class Plan(Base):
     __table_args__ = (
         PrimaryKeyConstraint("tenant_id", "id"),
         UniqueConstraint("tenant_id", "key"),
-        ForeignKeyConstraint(
-            ["tenant_id", "integration_id"], ["integrations.tenant_id", "integrations.id"]
-        ),
+        ForeignKeyConstraint(["tenant_id", "integration_id"], ["integrations.tenant_id", "integrations.id"]),
         ForeignKeyConstraint(["tenant_id", "auth_flow_id"], ["auth_flows.tenant_id", "auth_flows.id"]),
         Index("ix_plans_tenant_integration", "tenant_id", "integration_id"),
         Index("ix_plans_tenant_enabled", "tenant_id", "enabled"),
@@ -251,7 +247,8 @@ class ExecutionAttempt(Base):
             ondelete="CASCADE",
         ),
         CheckConstraint(
-            "outcome IN ('running', 'success', 'failed', 'aborted', 'rate_limited', 'worker_lost', 'cancelled')",
+            "outcome IN ('running', 'success', 'failed', 'aborted', 'rate_limited', 'worker_lost',"
+            " 'cancelled')",
             name="outcome",
         ),
     )
@@ -325,7 +322,12 @@ class DlqEntry(Base):
             "id",
             postgresql_where=text("retried_execution_id IS NULL"),
         ),
-        Index("ix_dlq_entries_created", "created_at", "id", postgresql_where=text("retried_execution_id IS NULL")),
+        Index(
+            "ix_dlq_entries_created",
+            "created_at",
+            "id",
+            postgresql_where=text("retried_execution_id IS NULL"),
+        ),
         Index("ix_dlq_entries_tenant_execution", "tenant_id", "execution_id"),
         CheckConstraint(
             "reason IN ('retries_exhausted', 'deliveries_exhausted', 'timeout', 'auth_failed',"

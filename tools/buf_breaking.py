@@ -9,7 +9,7 @@ of each side with `buf build` (working tree and main, same two-module layout) an
 When the branch does not exist yet (no commit) or has no proto/ (the contract's first
 commit), there is nothing to break: the script says so and exits 0.
 
-Usage: python tools/buf_breaking.py [--against BRANCH]
+Usage: python tools/buf_breaking.py [--buf PATH] [--against BRANCH]
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def _export_proto(ref: str, dest: Path) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", default="main", help="git branch or ref (default: main)")
+    parser.add_argument("--buf", help="buf executable (default: $BUF or .tools/node_modules/.bin/buf)")
     args = parser.parse_args(argv)
-    buf = buf_binary()
+    buf = buf_binary(args.buf)
     with tempfile.TemporaryDirectory(prefix="orchid-buf-against-") as tmp:
         workspace = Path(tmp) / "workspace"
         if not _export_proto(args.against, workspace):

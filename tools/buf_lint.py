@@ -1,10 +1,11 @@
 """Lint the contract with buf (STANDARD + COMMENTS, see buf.yaml) and check its formatting.
 
-Usage: python tools/buf_lint.py [--fix]   --fix rewrites proto/ with `buf format -w`
+Usage: python tools/buf_lint.py [--buf PATH] [--fix]   --fix rewrites proto/ with `buf format -w`
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.protodeps import ROOT, buf_binary, stage_protodeps
 
 
-def main(argv: list[str]) -> int:
-    buf = buf_binary()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buf", help="buf executable (default: $BUF or .tools/node_modules/.bin/buf)")
+    parser.add_argument("--fix", action="store_true", help="format proto/ in place first")
+    args = parser.parse_args(argv)
+    buf = buf_binary(args.buf)
     stage_protodeps()
-    if "--fix" in argv:
+    if args.fix:
         subprocess.run([buf, "format", "-w", "proto"], cwd=ROOT, check=True)
     lint = subprocess.run([buf, "lint"], cwd=ROOT, check=False)
     # `buf format -d --exit-code` prints a diff and fails when a file is not buf-formatted.
@@ -30,4 +35,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

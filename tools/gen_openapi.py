@@ -345,10 +345,10 @@ def _operation(builder: _Builder, route: Route) -> Schema:
             if name in bound or name.split(".")[0] in {*bound, route.body}:
                 continue
             schema = builder.field_schema(owner, fld)
-            param: Schema = {"name": name, "in": "query", "schema": schema}
+            query: Schema = {"name": name, "in": "query", "schema": schema}
             if field_behavior_pb2.REQUIRED in _behaviors(fld):
-                param["required"] = True
-            op["parameters"].append(param)
+                query["required"] = True
+            op["parameters"].append(query)
     if route.service in PUBLIC_SERVICES:
         op["security"] = []
     if not op["parameters"]:
@@ -418,7 +418,8 @@ def build(descriptor_set: bytes) -> Schema:
                 "REST surface of Orchid (package orchid.v1), transcoded from gRPC by Envoy. "
                 "JSON uses proto field names (snake_case); 64-bit integers are strings; enums are "
                 "names; timestamps are RFC 3339. Every route except the health probes needs a "
-                "bearer JWT that identifies the tenant."
+                "bearer JWT that identifies the tenant (in development mode, AUTH_ENABLED=false, "
+                "the X-Tenant-ID and X-User-ID headers instead)."
             ),
         },
         "tags": tags,

@@ -9,7 +9,11 @@ temporary folder and compare byte for byte:
     gen/descriptor/orchid.binpb               FileDescriptorSet with imports, for Envoy
     gen/openapi/orchid.v1.openapi.json        OpenAPI 3 document of the REST surface
 
-Usage: python tools/gen_proto.py [--out DIR]   (default: gen/, replaced in place)
+Usage: python tools/gen_proto.py [--buf PATH] [--out DIR]
+
+    --buf PATH   run `buf lint` (tools/buf_lint.py) and `buf breaking` against main
+                 (tools/buf_breaking.py) first and stop on failure; `make proto` passes it
+    --out DIR    output folder (default: gen/, updated in place; gen/READY is left alone)
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 # Runs as `python tools/<name>.py` or `python -m tools.<name>`: make `tools` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools import gen_openapi
+from tools import buf_breaking, buf_lint, gen_openapi
 from tools.protodeps import (
     PROTO_DIR,
     ROOT,
@@ -148,7 +152,14 @@ def _replace_tree(fresh: Path, target: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=GEN_DIR, help="output folder (default: gen/)")
+    parser.add_argument("--buf", help="buf executable: lint and check breaking changes first")
+    parser.add_argument("--against", default="main", help="branch for the breaking check (default: main)")
     args = parser.parse_args(argv)
+    if args.buf:
+        if buf_lint.main(["--buf", args.buf]) != 0:
+            return 1
+        if buf_breaking.main(["--buf", args.buf, "--against", args.against]) != 0:
+            return 1
     with tempfile.TemporaryDirectory(prefix="orchid-gen-") as tmp:
         fresh = Path(tmp) / "gen"
         generate(fresh)

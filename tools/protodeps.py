@@ -52,9 +52,9 @@ def stage_protodeps(dest: Path = PROTODEPS_DIR) -> Path:
     return dest
 
 
-def buf_binary() -> str:
-    """Return the buf executable: $BUF, else the npm install under .tools/."""
-    buf = os.environ.get("BUF") or str(BUF_DEFAULT)
+def buf_binary(explicit: str | None = None) -> str:
+    """Return the buf executable: explicit, else $BUF, else the npm install under .tools/."""
+    buf = explicit or os.environ.get("BUF") or str(BUF_DEFAULT)
     if not Path(buf).exists() and shutil.which(buf) is None:
         raise SystemExit(f"buf not found at {buf}: run `npm install --prefix .tools @bufbuild/buf`")
     return buf

@@ -22,16 +22,18 @@ MANIFEST = Path(__file__).resolve().parent.parent / "peers" / "airbyte_manifest.
 def main(args: Args) -> None:
     import importlib.metadata
 
-    import yaml
-    from airbyte_cdk.models import (
+    import yaml  # type: ignore[import-untyped]  # the airbyte venv has PyYAML, no stubs
+    from airbyte_cdk.models import AirbyteStream as ProtocolStream  # type: ignore[import-not-found]
+    from airbyte_cdk.models import (  # type: ignore[import-not-found]
         ConfiguredAirbyteCatalog,
         ConfiguredAirbyteStream,
         DestinationSyncMode,
         SyncMode,
         Type,
     )
-    from airbyte_cdk.models import AirbyteStream as ProtocolStream
-    from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
+    from airbyte_cdk.sources.declarative.concurrent_declarative_source import (  # type: ignore[import-not-found]
+        ConcurrentDeclarativeSource,
+    )
 
     logging.basicConfig(level=logging.WARNING)
     scenario = args.scenario

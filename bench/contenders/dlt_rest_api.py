@@ -58,8 +58,8 @@ def main(args: Args) -> None:
     os.environ["EXTRACT__MAX_PARALLEL_ITEMS"] = str(args.scenario.concurrency)
     os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
     os.environ["RUNTIME__LOG_LEVEL"] = "WARNING"
-    import dlt
-    from dlt.sources.rest_api import rest_api_source
+    import dlt  # type: ignore[import-not-found]  # only in the dlt venv
+    from dlt.sources.rest_api import rest_api_source  # type: ignore[import-not-found]
 
     source = rest_api_source(rest_api_config(args.base_url, args.scenario))  # type: ignore[arg-type]
     with measure() as m:

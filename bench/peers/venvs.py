@@ -74,8 +74,12 @@ def ensure_peer_venv(name: str, repo: Path) -> PeerVenv:
     venv = PeerVenv(name=name, path=venv_root(repo) / name, requirements=PEERS[name])
     if _is_current(venv):
         return venv
-    print(f"bench: creating the {name} virtualenv ({' '.join(venv.requirements)}); first time only, "
-          "this can take a few minutes", file=sys.stderr, flush=True)
+    print(
+        f"bench: creating the {name} virtualenv ({' '.join(venv.requirements)}); first time only, "
+        "this can take a few minutes",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.monotonic()
     if venv.path.exists():
         shutil.rmtree(venv.path)

@@ -13,7 +13,9 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connection: Connection | None = context.config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("run migrations through store.migrations.upgrade_head(dsn) or python -m store.migrate")
+        raise RuntimeError(
+            "run migrations through store.migrations.upgrade_head(dsn) or python -m store.migrate"
+        )
     context.configure(connection=connection, target_metadata=target_metadata, transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,172 @@
+"""``python -m bench --quick|--full [--only seq,fanout] [--contenders a,b] [--skip-peers]``.
+
+Starts the mock API (and a Tansu broker when an emitting contender runs), measures the mock's
+ceiling, runs every contender ``--runs`` times per scenario (interleaved, each run its own
+process), then writes bench/results/latest.{md,json} plus a timestamped copy and prints the
+table. Exits 1 if a run failed or did not send exactly the scenario's requests; a missed target
+is a result, not a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.ceiling import measure_ceiling
+from bench.harness import REPO, RunResult, python_for, run_once
+from bench.machine import machine_facts, versions
+from bench.mock_server import running_mock
+from bench.peers.venvs import PEER_DISTRIBUTION, PeerEnvError, ensure_peer_venv
+from bench.report import (
+    evaluate_targets,
+    render_markdown,
+    summaries_to_dicts,
+    summarize,
+    targets_to_dicts,
+    write_results,
+)
+from bench.roster import NOT_WIRED, Contender, select
+from bench.scenarios import Scenario, scenarios_for
+
+RUN_TIMEOUT_S = {"quick": 120.0, "full": 400.0}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Orchid vs its ceilings and peers.")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="(default) < 3 min")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="< 15 min")
+    parser.add_argument("--only", help="comma-separated scenarios (seq, fanout, fanout_big)")
+    parser.add_argument("--contenders", help="comma-separated contender ids (see bench/roster.py)")
+    parser.add_argument("--skip-peers", action="store_true", help="leave out dlt and Airbyte")
+    parser.add_argument("--runs", type=int, default=3, help="runs per contender and scenario (default 3)")
+    parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--ceiling-seconds", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    args.mode = args.mode or "quick"
+    return args
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+def prepare_peers(contenders: list[Contender]) -> tuple[list[Contender], dict[str, Path], dict[str, str]]:
+    """Create or reuse each peer's venv; a peer whose venv cannot be built is left out, loudly."""
+    pythons: dict[str, Path] = {}
+    peer_versions: dict[str, str] = {}
+    kept: list[Contender] = []
+    for contender in contenders:
+        if contender.venv is not None and contender.venv not in pythons:
+            try:
+                venv = ensure_peer_venv(contender.venv, REPO)
+            except PeerEnvError as exc:
+                print(f"bench: leaving out {contender.id}: {exc}", file=sys.stderr)
+                continue
+            pythons[contender.venv] = venv.python
+            peer_versions[PEER_DISTRIBUTION[contender.venv]] = venv.version()
+        kept.append(contender)
+    return kept, pythons, peer_versions
+
+
+@contextlib.contextmanager
+def kafka_broker(needed: bool, root: Path) -> Iterator[str | None]:
+    if not needed:
+        yield None
+        return
+    from devstack.servers import KafkaBroker
+
+    broker = KafkaBroker(root / "kafka")
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+def run_all(
+    args: argparse.Namespace, contenders: list[Contender], scenarios: list[Scenario],
+    pythons: dict[str, Path], base_url: str, bootstrap: str | None,
+) -> list[RunResult]:  # fmt: skip
+    runs: list[RunResult] = []
+    # Interleaved (rep, scenario, contender) so a slow minute on the machine hits everyone alike.
+    for rep in range(1, args.runs + 1):
+        for scenario in scenarios:
+            for contender in contenders:
+                if contender.scenarios is not None and scenario.name not in contender.scenarios:
+                    continue
+                result = run_once(
+                    contender, scenario, rep=rep, python=python_for(contender, pythons), base_url=base_url,
+                    bootstrap=bootstrap, timeout_s=RUN_TIMEOUT_S[args.mode],
+                )  # fmt: skip
+                runs.append(result)
+                _progress(result, args.runs)
+    return runs
+
+
+def _progress(r: RunResult, total: int) -> None:
+    if r.ok:
+        note = "ok" if r.verified else f"UNVERIFIED (served {r.served})"
+        text = f"{r.wall_s:.3f}s (process {r.process_s:.1f}s, peak {r.peak_rss_mb:.0f} MB) {note}"
+    else:
+        text = f"FAILED: {(r.error or '').splitlines()[0] if r.error else ''}"
+    print(f"[{r.rep}/{total}] {r.scenario:<11} {r.contender:<20} {text}", file=sys.stderr, flush=True)
+
+
+def fastest_request_rate(runs: list[RunResult], scenarios: list[Scenario]) -> float:
+    by_name = {s.name: s for s in scenarios}
+    rates = [by_name[r.scenario].requests / r.wall_s for r in runs if r.ok and r.wall_s]
+    return max(rates, default=0.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    scenarios = scenarios_for(args.mode, _split(args.only))
+    contenders, pythons, peer_versions = prepare_peers(
+        select(_split(args.contenders), skip_peers=args.skip_peers)
+    )
+    needs_kafka = any(c.needs_kafka for c in contenders)
+    with tempfile.TemporaryDirectory(prefix="orchid-bench-") as tmp:
+        root = Path(tmp)
+        with running_mock(root) as mock, kafka_broker(needs_kafka, root) as bootstrap:
+            ceiling = (
+                measure_ceiling(mock.base_url, args.ceiling_seconds) if args.ceiling_seconds > 0 else None
+            )
+            runs = run_all(args, contenders, scenarios, pythons, mock.base_url, bootstrap)
+    summaries = summarize(runs, contenders, scenarios)
+    doc: dict[str, Any] = {
+        "schema": 1,
+        "mode": args.mode,
+        "started_at": started_at,
+        "duration_s": round(time.monotonic() - started, 1),
+        "runs_per_contender": args.runs,
+        "machine": machine_facts(),
+        "versions": versions(REPO, peer_versions),
+        "mock_ceiling": ceiling.to_dict() if ceiling else None,
+        "fastest_request_rate": round(fastest_request_rate(runs, scenarios), 1),
+        "scenarios": [asdict(s) for s in scenarios],
+        "contenders": [{"id": c.id, "label": c.label, "kind": c.kind, "venv": c.venv} for c in contenders],
+        "summaries": summaries_to_dicts(summaries),
+        "targets": targets_to_dicts(evaluate_targets(summaries, scenarios)),
+        "not_wired": NOT_WIRED,
+        "runs": [r.to_dict() for r in runs],
+    }
+    markdown_path, json_path = write_results(doc, args.results_dir)
+    print(render_markdown(doc))
+    print(f"bench: {args.mode} run took {doc['duration_s']:.0f}s; wrote {markdown_path} and {json_path}")
+    bad = [r for r in runs if not (r.ok and r.verified)]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""The fault tests share the worker tests' fixtures and helpers (tests/worker)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "worker"))
+
+from orchid_jobs_support import api, jobs_dsn, redis, sessions  # noqa: E402
+
+__all__ = ["api", "jobs_dsn", "redis", "sessions"]

@@ -1,0 +1,379 @@
+"""One job, start to finish: the handler the StreamConsumer calls for each delivery.
+
+1. Start the attempt (execution RUNNING, attempt row N opened; a still-open earlier attempt is
+   closed as worker_lost) and load plan, config and context - one transaction.
+2. Run the engine, with a cancel event the CancelWatcher sets, inside the execution's span
+   (continuing the traceparent of whoever enqueued it).
+3. Store the outcome - status, attempt, statistics, context (on success only), and either the
+   retry or the DLQ entry - in ONE transaction, retried while PostgreSQL is down. The attempt row
+   is the fence: if another worker took the job over meanwhile, nothing is written.
+4. Park a retry in the delayed set, then return, and the consumer acknowledges the entry.
+
+Cancellation of this task (drain deadline) passes through: the entry stays pending and the next
+worker's start_attempt closes this attempt as worker_lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from opentelemetry import trace
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.errors import PermissionDeniedError, PlanValidationError, ResourceNotFoundError
+from engine.plan import Plan
+from engine.ports import (
+    AuthProvider,
+    ExecutionMeta,
+    ExecutionOutcome,
+    HttpCaller,
+    JsonValue,
+    RateLimiter,
+    ResponseSink,
+)
+from engine.queue import Envelope, QueueNames, encode_envelope, push_delayed
+from engine.run import run_plan
+from engine.validate import validate_plan
+from settings.model import ExecutionLimits
+from store import dlq_repo, executions_repo, jobs_repo, statistics_repo
+from store.crypto import SecretBox
+from store.records import ErrorInfo, ExecutionRecord, NewDlqEntry, RunTotals
+from worker import metrics
+from worker.cancel import CancelWatcher
+from worker.consumer import Delivery
+from worker.dbretry import in_transaction
+from worker.observability import current_traceparent, job_log_context, parent_context
+from worker.outcomes import DeadLetter, Decision, Retry, decide, error_for
+
+__all__ = ["Adapters", "JobHandler", "NoAuth"]
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("orchid.worker")
+
+# A job whose workers vanished this many times is dead-lettered instead of delivered again.
+MAX_DELIVERIES = 5
+_PLAN_CACHE_SIZE = 1024
+
+
+class NoAuth:
+    """The AuthProvider of a plan without an auth flow."""
+
+    async def values(self, *, refresh: bool = False) -> Mapping[str, JsonValue]:
+        return {}
+
+
+AuthFactory = Callable[[ExecutionRecord, jobs_repo.RunInputs], AuthProvider]
+
+
+def _no_auth(execution: ExecutionRecord, inputs: jobs_repo.RunInputs) -> AuthProvider:
+    return NoAuth()
+
+
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """The process-wide adapters every run shares."""
+
+    http: HttpCaller
+    limiter: RateLimiter
+    sink: ResponseSink
+    auth: AuthFactory = _no_auth
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    execution: ExecutionRecord
+    inputs: jobs_repo.RunInputs
+
+    @property
+    def attempt_number(self) -> int:
+        return self.execution.attempt_count
+
+    @property
+    def lost_deliveries(self) -> int:
+        return sum(1 for a in self.execution.attempts if a.outcome == "worker_lost")
+
+
+class JobHandler:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        names: QueueNames,
+        adapters: Adapters,
+        cancels: CancelWatcher,
+        *,
+        worker_name: str,
+        limits: ExecutionLimits,
+        max_attempts: int,
+        secrets: SecretBox,
+        max_deliveries: int = MAX_DELIVERIES,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._sessions = sessions
+        self._redis = redis
+        self._names = names
+        self._adapters = adapters
+        self._cancels = cancels
+        self._worker = worker_name
+        self._limits = limits
+        self._max_attempts = max_attempts
+        self._secrets = secrets
+        self._max_deliveries = max_deliveries
+        self._rand = rand
+        self._plans: dict[tuple[str, UUID, datetime], Plan] = {}
+
+    async def __call__(self, delivery: Delivery) -> None:
+        envelope = delivery.envelope
+        with (
+            job_log_context(envelope.tenant_id, envelope.job_id),
+            _tracer.start_as_current_span(
+                "execute plan",
+                context=parent_context(envelope.traceparent, envelope.tracestate),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "orchid.tenant_id": envelope.tenant_id,
+                    "orchid.execution_id": envelope.job_id,
+                    "orchid.plan_key": envelope.plan_key,
+                    "orchid.attempt": envelope.attempt,
+                },
+            ),
+        ):
+            await self._handle(envelope)
+
+    async def _handle(self, envelope: Envelope) -> None:
+        started = await in_transaction(self._sessions, "start attempt", lambda s: self._start(s, envelope))
+        if started is None:
+            log.info("execution %s is already final or gone; acknowledging", envelope.job_id)
+            return
+        metrics.JOBS_STARTED.inc()
+        log.info("attempt %d of execution %s started", started.attempt_number, envelope.job_id)
+        problem = self._unrunnable(started)
+        if problem is not None:
+            reason, error = problem
+            await self._store(envelope, started, "failed", error, {}, {}, DeadLetter(reason))
+            return
+        plan_or_error = self._plan(started)
+        if isinstance(plan_or_error, ErrorInfo):
+            await self._store(
+                envelope, started, "failed", plan_or_error, {}, {}, DeadLetter("invalid_definition")
+            )
+            return
+        began = time.perf_counter()
+        outcome = await self._run(envelope, started, plan_or_error)
+        metrics.EXECUTION_SECONDS.labels(outcome.status).observe(time.perf_counter() - began)
+        decision = decide(
+            outcome.status,
+            attempt=envelope.attempt,
+            max_attempts=self._max_attempts,
+            now=datetime.now(UTC),
+            backoff_cap_s=self._limits.max_retry_backoff_s,
+            rand=self._rand,
+        )
+        stats = _stats_json(outcome)
+        failure = error_for(outcome.status, outcome.error)
+        await self._store(envelope, started, outcome.status, failure, stats, outcome.context, decision)
+
+    # --- steps ----------------------------------------------------------------------------------
+
+    async def _start(self, session: AsyncSession, envelope: Envelope) -> _Started | None:
+        execution_id = UUID(envelope.job_id)
+        current = await jobs_repo.current_attempt(session, envelope.tenant_id, execution_id)
+        if envelope.attempt < current:
+            log.info("stale delivery of attempt %d (execution is at %d)", envelope.attempt, current)
+            return None
+        try:
+            execution = await executions_repo.start_attempt(
+                session, envelope.tenant_id, execution_id, worker=self._worker
+            )
+        except (ResourceNotFoundError, PermissionDeniedError):
+            return None  # deleted, or the envelope names the wrong tenant: nothing to run
+        if execution is None:
+            return None
+        inputs = await jobs_repo.load_run_inputs(
+            session,
+            envelope.tenant_id,
+            plan_id=execution.plan_id,
+            plan_key=execution.plan_key,
+            config_id=execution.config_id,
+            secrets=self._secrets,
+        )
+        return _Started(execution, inputs)
+
+    def _unrunnable(self, started: _Started) -> tuple[Any, ErrorInfo] | None:
+        if started.lost_deliveries >= self._max_deliveries:
+            message = f"the job's worker vanished {started.lost_deliveries} times"
+            return "deliveries_exhausted", ErrorInfo(code="deliveries_exhausted", message=message)
+        if started.inputs.plan_definition is None:
+            message = f"plan {started.execution.plan_key!r} no longer exists"
+            return "invalid_definition", ErrorInfo(code="plan_not_found", message=message)
+        return None
+
+    def _plan(self, started: _Started) -> Plan | ErrorInfo:
+        inputs = started.inputs
+        assert inputs.plan_id is not None and inputs.plan_updated_at is not None
+        assert inputs.plan_definition is not None
+        key = (started.execution.tenant_id, inputs.plan_id, inputs.plan_updated_at)
+        plan = self._plans.get(key)
+        if plan is None:
+            try:
+                plan = validate_plan(inputs.plan_definition, limits=self._limits)
+            except PlanValidationError as exc:
+                return ErrorInfo(code="invalid_definition", message=exc.message)
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            self._plans[key] = plan
+        return plan
+
+    async def _run(self, envelope: Envelope, started: _Started, plan: Plan) -> ExecutionOutcome:
+        execution = started.execution
+        traceparent, tracestate = current_traceparent()
+        meta = ExecutionMeta(
+            tenant_id=execution.tenant_id,
+            integration=execution.integration or (plan_integration(plan) or ""),
+            plan_key=execution.plan_key,
+            config_id=str(execution.config_id or ""),
+            execution_id=str(execution.id),
+            traceparent=traceparent,
+            tracestate=tracestate,
+        )
+        with self._cancels.watch(execution.tenant_id, str(execution.id)) as cancel:
+            return await run_plan(
+                plan,
+                meta=meta,
+                config=started.inputs.config_values,
+                auth=self._adapters.auth(execution, started.inputs),
+                context=started.inputs.context,
+                http=self._adapters.http,
+                limiter=self._adapters.limiter,
+                sink=self._adapters.sink,
+                limits=self._limits,
+                secrets=started.inputs.secrets,
+                cancel=cancel,
+            )
+
+    async def _store(
+        self,
+        envelope: Envelope,
+        started: _Started,
+        status: Any,
+        error: ErrorInfo | None,
+        stats: dict[str, Any],
+        context: Mapping[str, JsonValue],
+        decision: Decision,
+    ) -> None:
+        async def write(session: AsyncSession) -> bool:
+            return await self._write_outcome(
+                session, envelope, started, status, error, stats, context, decision
+            )
+
+        # Shielded: the outcome is already emitted; do not tear its bookkeeping in half.
+        stored = await asyncio.shield(in_transaction(self._sessions, "record outcome", write))
+        if not stored:
+            log.warning("attempt %d of %s was taken over or cancelled; outcome discarded",
+                        started.attempt_number, envelope.job_id)  # fmt: skip
+            return
+        self._count(status, decision)
+        if isinstance(decision, Retry):
+            retry = envelope.next_attempt(now=datetime.now(UTC))
+            await push_delayed(self._redis, self._names, retry, due_at=decision.due_at)
+            reason = error.message if error else ""
+            log.warning("execution %s failed (attempt %d), retry at %s: %s",
+                        envelope.job_id, envelope.attempt, decision.due_at.isoformat(), reason)  # fmt: skip
+        else:
+            log.info("execution %s finished: %s", envelope.job_id,
+                     decision.reason if isinstance(decision, DeadLetter) else status)  # fmt: skip
+
+    async def _write_outcome(
+        self,
+        session: AsyncSession,
+        envelope: Envelope,
+        started: _Started,
+        status: Any,
+        error: ErrorInfo | None,
+        stats: dict[str, Any],
+        context: Mapping[str, JsonValue],
+        decision: Decision,
+    ) -> bool:
+        execution = started.execution
+        tenant, execution_id = execution.tenant_id, execution.id
+        if not await jobs_repo.close_attempt(
+            session, tenant, execution_id, started.attempt_number, status, error
+        ):
+            return False
+        if isinstance(decision, Retry):
+            return await jobs_repo.requeue_for_retry(
+                session, tenant, execution_id, resume_at=decision.due_at, error=error, stats=stats
+            )
+        final = "failed" if isinstance(decision, DeadLetter) else decision.status
+        if not await executions_repo.finish(
+            session, tenant, execution_id, status=final, error=error, stats=stats
+        ):
+            return False
+        if execution.config_id is not None:
+            totals = RunTotals(
+                status=final,
+                execution_id=execution_id,
+                api_calls=int(stats.get("requests", 0)),
+                records=int(stats.get("records", 0)),
+                bytes=int(stats.get("bytes", 0)),
+                error=error,
+            )
+            await statistics_repo.record_run(session, tenant, execution.plan_key, execution.config_id, totals)
+            if final == "success" and started.inputs.plan_id is not None:
+                await statistics_repo.put_context(
+                    session, tenant, started.inputs.plan_id, execution.config_id, dict(context)
+                )
+        if isinstance(decision, DeadLetter):
+            timeline = await executions_repo.get(session, tenant, execution_id)
+            await dlq_repo.add(
+                session,
+                tenant,
+                NewDlqEntry(
+                    execution_id=execution_id,
+                    plan_key=execution.plan_key,
+                    reason=decision.reason,
+                    config_id=execution.config_id,
+                    last_error=error,
+                    attempts=timeline.attempts,
+                    job=dict(encode_envelope(envelope)),
+                ),
+            )
+        return True
+
+    @staticmethod
+    def _count(status: str, decision: Decision) -> None:
+        if status == "success":
+            metrics.JOBS_SUCCEEDED.inc()
+        else:
+            metrics.JOBS_FAILED.labels(status).inc()
+        if isinstance(decision, Retry):
+            metrics.JOBS_RETRIED.inc()
+        elif isinstance(decision, DeadLetter):
+            metrics.DEAD_LETTERED.labels(decision.reason).inc()
+
+
+def plan_integration(plan: Plan) -> str | None:
+    value = getattr(plan, "integration", None)
+    return value if isinstance(value, str) else None
+
+
+def _stats_json(outcome: ExecutionOutcome) -> dict[str, Any]:
+    stats = outcome.stats
+    return {
+        "requests": stats.requests,
+        "records": stats.records,
+        "bytes": stats.bytes,
+        "messages": stats.messages,
+        "duration_ms": round(stats.duration_ms, 3),
+        "rate_limited_seconds": round(stats.rate_limited_seconds, 3),
+        "entity_counts": dict(stats.entity_counts),
+    }

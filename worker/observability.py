@@ -1,0 +1,157 @@
+"""Structured JSON logs and OpenTelemetry for the worker and the scheduler processes.
+
+Every log record, the libraries' included, carries tenant_id and execution_id (contextvars set
+by the code working on a job) and trace_id / span_id (the current span). Only the entry points
+(``python -m worker``, ``python -m scheduler``) call configure_logging / setup_tracing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import logging.config
+from collections.abc import Iterator
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from settings.model import ObservabilitySettings
+
+__all__ = [
+    "JobContextFilter",
+    "JsonFormatter",
+    "configure_logging",
+    "current_traceparent",
+    "execution_id_var",
+    "job_log_context",
+    "parent_context",
+    "setup_tracing",
+    "tenant_id_var",
+]
+
+tenant_id_var: ContextVar[str | None] = ContextVar("orchid_job_tenant_id", default=None)
+execution_id_var: ContextVar[str | None] = ContextVar("orchid_job_execution_id", default=None)
+
+_LEVELS = {"trace": "DEBUG", "debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
+           "error": "ERROR", "fatal": "CRITICAL", "critical": "CRITICAL"}  # fmt: skip
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_CONTEXT = ("tenant_id", "execution_id", "trace_id", "span_id")
+_PROPAGATOR = TraceContextTextMapPropagator()
+_PRETTY = "%(asctime)s %(levelname)-7s %(name)s [exec=%(execution_id)s trace=%(trace_id)s] %(message)s"
+
+
+class JobContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.tenant_id = tenant_id_var.get()
+        record.execution_id = execution_id_var.get()
+        span = trace.get_current_span().get_span_context()
+        record.trace_id = format(span.trace_id, "032x") if span.is_valid else None
+        record.span_id = format(span.span_id, "016x") if span.is_valid else None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; context fields only when set."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name in _CONTEXT:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        for name, value in vars(record).items():
+            if name not in _STANDARD and name not in _CONTEXT and name not in entry:
+                entry[name] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def log_config(settings: ObservabilitySettings) -> dict[str, Any]:
+    level = _LEVELS.get(settings.log_level.lower(), "INFO")
+    formatter: dict[str, Any] = {"format": _PRETTY} if settings.pretty_logs else {"()": JsonFormatter}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"job": {"()": JobContextFilter}},
+        "formatters": {"default": formatter},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "default",
+                "filters": ["job"],
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+        # aiokafka logs every reconnect attempt at ERROR while a broker is down.
+        "loggers": {"aiokafka": {"level": "CRITICAL" if level != "DEBUG" else "DEBUG"}},
+    }
+
+
+def configure_logging(settings: ObservabilitySettings) -> None:
+    logging.config.dictConfig(log_config(settings))
+
+
+@contextlib.contextmanager
+def job_log_context(tenant_id: str, execution_id: str) -> Iterator[None]:
+    tenant_token = tenant_id_var.set(tenant_id)
+    execution_token = execution_id_var.set(execution_id)
+    try:
+        yield
+    finally:
+        execution_id_var.reset(execution_token)
+        tenant_id_var.reset(tenant_token)
+
+
+def setup_tracing(settings: ObservabilitySettings, *, service_name: str) -> TracerProvider:
+    """Install a tracer provider (exporting over OTLP when enabled); shutdown() it on exit."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if settings.otlp_enabled:
+        provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def _exporter(settings: ObservabilitySettings) -> SpanExporter:
+    endpoint = settings.otlp_endpoint
+    if settings.otlp_protocol == "http":
+        module: Any = importlib.import_module("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+        if "://" not in endpoint:
+            endpoint = f"http://{endpoint}"
+        if not endpoint.rstrip("/").endswith("/v1/traces"):
+            endpoint = endpoint.rstrip("/") + "/v1/traces"
+        exporter: SpanExporter = module.OTLPSpanExporter(endpoint=endpoint)
+        return exporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint, insecure=not endpoint.startswith("https://"))
+
+
+def parent_context(traceparent: str, tracestate: str = "") -> otel_context.Context:
+    """The OTel context a job continues (its enqueuer's span), or an empty one."""
+    carrier = {"traceparent": traceparent} if traceparent else {}
+    if tracestate:
+        carrier["tracestate"] = tracestate
+    return _PROPAGATOR.extract(carrier)
+
+
+def current_traceparent() -> tuple[str, str]:
+    """(traceparent, tracestate) of the current span, "" when there is none."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent", ""), carrier.get("tracestate", "")
