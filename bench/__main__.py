@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_facts(),
         "versions": versions(REPO, peer_versions),
         "mock_ceiling": ceiling.to_dict() if ceiling else None,
+        "max_load_1m": max((r.load_1m for r in runs), default=0.0),
         "fastest_request_rate": round(fastest_request_rate(runs, scenarios), 1),
         "scenarios": [asdict(s) for s in scenarios],
         "contenders": [{"id": c.id, "label": c.label, "kind": c.kind, "venv": c.venv} for c in contenders],

@@ -37,6 +37,7 @@ class RunResult:
     wall_s: float | None = None  # the contender's own clock around the work
     process_s: float = 0.0  # the whole process, interpreter start and imports included
     peak_rss_mb: float | None = None
+    load_1m: float = 0.0  # the machine's load average as the run started: > cores means noisy
     served: dict[str, int] = field(default_factory=dict)
     verified: bool = False
     error: str | None = None
@@ -80,7 +81,13 @@ def run_once(
     ]  # fmt: skip
     # Peer venvs do not have the repo installed: PYTHONPATH lets them import bench.contenders.
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-    result = RunResult(contender=contender.id, scenario=scenario.name, rep=rep, ok=False)
+    result = RunResult(
+        contender=contender.id,
+        scenario=scenario.name,
+        rep=rep,
+        ok=False,
+        load_1m=round(os.getloadavg()[0], 2),
+    )
     _mock_stats(base_url, reset=True)
     started = time.perf_counter()
     try:

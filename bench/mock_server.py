@@ -21,13 +21,17 @@ import asyncio
 import sys
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from devstack.process import ManagedProcess
 
 __all__ = ["MockApi", "build_app", "running_mock"]
 
@@ -50,10 +54,10 @@ class _State:
     served: Counter[str] = field(default_factory=Counter)
     pages: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
 
-    def cached(self, key: str, build: object) -> bytes:
+    def cached(self, key: str, build: Callable[[], object]) -> bytes:
         body = self.pages.get(key)
         if body is None:
-            body = orjson.dumps(build() if callable(build) else build)
+            body = orjson.dumps(build())
             self.pages[key] = body
             if len(self.pages) > _PAGE_CACHE_MAX:
                 self.pages.popitem(last=False)
@@ -193,10 +197,10 @@ def running_mock(log_dir: Path) -> Iterator[MockApi]:
         proc.stop()
 
 
-def _healthy(base_url: str, proc: object) -> bool:
+def _healthy(base_url: str, proc: ManagedProcess) -> bool:
     import urllib.request
 
-    proc.check_alive()  # type: ignore[attr-defined]
+    proc.check_alive()
     try:
         with urllib.request.urlopen(base_url + "/health", timeout=0.5) as response:
             return bool(response.status == 200)

@@ -186,6 +186,12 @@ def _preamble(doc: dict[str, Any]) -> list[str]:
             f"Mock API ceiling ({ceiling['tool']}, concurrency {ceiling['concurrency']}, same 2 cores): "
             f"{rates}; the fastest rate any contender reached: {doc['fastest_request_rate']:,.0f} req/s."
         )
+    busy = doc.get("max_load_1m", 0.0) > (m.get("nproc") or 1)
+    if busy:
+        lines.append(
+            f"Note: the machine's 1-minute load average reached {doc['max_load_1m']:.1f} on "
+            f"{m['nproc']} cores during the runs: other work shared the CPU, so read min over median."
+        )
     lines += [
         "",
         f"Wall time of the work only (imports excluded), {doc['runs_per_contender']} runs each, every "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -30,8 +31,10 @@ BASIC_PLAN = {
 def usage(stack: Stack) -> str:
     base = f"http://127.0.0.1:{stack.ports.envoy}"
     token = stack.token()
-    plan = json.dumps(BASIC_PLAN)
-    integration = json.dumps({"name": "salesforce", "description": "Salesforce REST API"})
+    mint = f".venv/bin/python -m devstack.jwt --dir {stack.root}/jwt mint --tenant NAME"
+    # shlex.quote: the plan's templates contain single quotes ("{context.next_offset || '0'}").
+    plan = shlex.quote(json.dumps(BASIC_PLAN))
+    integration = shlex.quote(json.dumps({"name": "salesforce", "description": "Salesforce REST API"}))
     return f"""
 Orchid is up (data in {stack.root}; logs: {stack.root}/*.log and {stack.root}/*/*.log)
 
@@ -40,13 +43,13 @@ Orchid is up (data in {stack.root}; logs: {stack.root}/*.log and {stack.root}/*/
   Prometheus metrics (server):                   http://127.0.0.1:{stack.ports.server_metrics}/metrics
   Postgres: {stack.postgres.dsn}   Redis: {stack.redis.url}   Kafka: {stack.kafka.bootstrap}
 
-A token for tenant "{stack.tenant}" (24 h; mint more: .venv/bin/python -m devstack.jwt --dir {stack.root}/jwt mint --tenant NAME):
+A token for tenant "{stack.tenant}" (24 h; mint more: {mint}):
 
 export TOKEN={token}
 
 curl -s {base}/health
-curl -s -X POST {base}/api/v1/integrations -H "authorization: Bearer $TOKEN" -d '{integration}'
-curl -s -X POST {base}/api/v1/plans -H "authorization: Bearer $TOKEN" -d '{plan}'
+curl -s -X POST {base}/api/v1/integrations -H "authorization: Bearer $TOKEN" -d {integration}
+curl -s -X POST {base}/api/v1/plans -H "authorization: Bearer $TOKEN" -d {plan}
 curl -s {base}/api/v1/plans/salesforce-contacts -H "authorization: Bearer $TOKEN"
 .venv/bin/grpcurl -plaintext -H "authorization: Bearer $TOKEN" 127.0.0.1:{stack.ports.envoy} list
 .venv/bin/grpcurl -plaintext -H "authorization: Bearer $TOKEN" -d '{{"key": "salesforce-contacts"}}' \\

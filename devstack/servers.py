@@ -117,7 +117,16 @@ class Postgres:
             _chown_tree(self.root, run_as)
         if (self.data_dir / "PG_VERSION").exists():
             return
-        argv = [str(pg_bin("initdb")), "-D", str(self.data_dir), "-U", self.user, "--auth=trust", "-E", "UTF8"]
+        argv = [
+            str(pg_bin("initdb")),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            self.user,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]
         if run_as is not None:
             argv = ["runuser", "-u", run_as, "--", *argv]
         result = subprocess.run(argv, capture_output=True, text=True)
@@ -130,14 +139,22 @@ class Postgres:
             "postgres",
             [
                 str(pg_bin("postgres")),
-                "-D", str(self.data_dir),
-                "-p", str(self.port),
-                "-h", "127.0.0.1",
-                "-k", str(self.root),
-                "-c", "max_connections=300",
-                "-c", "fsync=off",
-                "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off",
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.root),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
             ],
             log_path=self.root / "postgres.log",
             user=self._run_as(),
@@ -157,7 +174,16 @@ class Postgres:
 
     def _create_database(self) -> None:
         result = subprocess.run(
-            [str(pg_bin("createdb")), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database],
+            [
+                str(pg_bin("createdb")),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                self.database,
+            ],
             capture_output=True,
             text=True,
         )
@@ -190,7 +216,12 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def env(self) -> dict[str, str]:
-        return {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.port), "REDIS_DB": "0", "REDIS_PASSWORD": ""}
+        return {
+            "REDIS_HOST": "127.0.0.1",
+            "REDIS_PORT": str(self.port),
+            "REDIS_DB": "0",
+            "REDIS_PASSWORD": "",
+        }
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -198,13 +229,20 @@ class Redis:
             "redis",
             [
                 str(redis_server_bin()),
-                "--bind", "127.0.0.1",
-                "--port", str(self.port),
-                "--dir", str(self.root),
-                "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "everysec",
-                "--save", "",
-                "--protected-mode", "no",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.root),
+                "--appendonly",
+                "yes" if self.appendonly else "no",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--protected-mode",
+                "no",
             ],
             log_path=self.root / "redis.log",
         )
@@ -251,9 +289,12 @@ class KafkaBroker:
             [
                 str(tansu_bin()),
                 "broker",
-                "--listener-url", listener,
-                "--advertised-listener-url", listener,
-                "--storage-engine", "memory://tansu/",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             log_path=self.root / "tansu.log",
         )

@@ -34,20 +34,43 @@ class Ports:
 
     @classmethod
     def fixed(cls) -> Ports:
-        """Stable ports for `make dev`, so the README's commands work when pasted."""
+        """Stable ports for `make dev`, so the README's commands work when pasted.
+
+        ORCHID_DEV_PORT moves Envoy (the one port users type); ORCHID_DEV_<NAME>_PORT moves
+        the others (GRPC, POSTGRES, REDIS, KAFKA, METRICS, ENVOY_ADMIN), e.g. for a second
+        stack next to a running one."""
         return cls(
-            envoy=int(os.environ.get("ORCHID_DEV_PORT", "8080")),
-            grpc=50051,
-            postgres=55432,
-            redis=56379,
-            kafka=59092,
-            server_metrics=9101,
-            envoy_admin=9901,
+            envoy=_env_port("ORCHID_DEV_PORT", 8080),
+            grpc=_env_port("ORCHID_DEV_GRPC_PORT", 50051),
+            postgres=_env_port("ORCHID_DEV_POSTGRES_PORT", 55432),
+            redis=_env_port("ORCHID_DEV_REDIS_PORT", 56379),
+            kafka=_env_port("ORCHID_DEV_KAFKA_PORT", 59092),
+            server_metrics=_env_port("ORCHID_DEV_METRICS_PORT", 9101),
+            envoy_admin=_env_port("ORCHID_DEV_ENVOY_ADMIN_PORT", 9901),
         )
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(7)))
+        """Seven distinct free ports (free_port() alone may hand out the same one twice)."""
+        ports: list[int] = []
+        while len(ports) < 7:
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        return cls(*ports)
+
+
+def _env_port(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"{name}={raw!r} is not a port number")
+    return port
 
 
 def _secret_key(root: Path) -> str:
@@ -128,7 +151,11 @@ class Stack:
 
     def _start_server(self) -> None:
         server = ManagedProcess(
-            "server", [sys.executable, "-m", "server"], log_path=self.root / "server.log", env=self.env(), cwd=REPO
+            "server",
+            [sys.executable, "-m", "server"],
+            log_path=self.root / "server.log",
+            env=self.env(),
+            cwd=REPO,
         )
         server.start()
         self.processes.append(server)

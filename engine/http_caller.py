@@ -16,6 +16,7 @@ What this module guarantees, whatever the library does underneath:
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -50,6 +51,8 @@ _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding",
 _DECODE_IN_THREAD_BYTES = 256 * 1024
 # APIs send long Link / Set-Cookie / CSP headers; aiohttp's 8 KB default rejects some real ones.
 _MAX_HEADER_BYTES = 64 * 1024
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
 
 
 class AiohttpCaller:
@@ -120,6 +123,7 @@ class AiohttpCaller:
             raise RequestBodyTooLargeError(
                 f"request body is {len(body)} bytes; the limit is {self._max_request_body_size}"
             )
+        check_headers(request.headers)
         url = parse_url(request.url)
         if request.params:
             url = url.extend_query(list(request.params))
@@ -178,6 +182,8 @@ class AiohttpCaller:
             raise translate_error(exc, url) from exc
         except TimeoutError as exc:
             raise RequestTimeoutError(f"{method} {url.host}: timed out") from exc
+        except ValueError as exc:  # aiohttp's checks of what we asked it to send (method, headers)
+            raise RequestError(f"{method} {url}: invalid request: {exc}") from exc
 
 
 @asynccontextmanager
@@ -199,6 +205,16 @@ def parse_url(raw: str) -> URL:
     if url.scheme not in ("http", "https") or not url.raw_host:
         raise InvalidUrlError(f"not an absolute http(s) URL: {raw!r}")
     return url
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse header names that are not HTTP tokens and values that would split the header
+    block (a rendered template must never inject headers), before anything is sent."""
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name):
+            raise RequestError(f"invalid request header name {name!r}")
+        if _FORBIDDEN_IN_VALUE.search(value):
+            raise RequestError(f"request header {name!r} contains a line break or NUL")
 
 
 def redirect_target(current: URL, location: str) -> URL:

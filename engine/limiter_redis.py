@@ -50,7 +50,12 @@ from redis.exceptions import RedisError
 from engine.errors import DependencyUnavailableError, RateLimitExceededError
 from engine.limiter_scripts import ACQUIRE, CANCEL, OBSERVE
 from engine.ports import RateLimitRule, RateLimitSubject
-from engine.ratelimit_headers import DEFAULT_HEADER_NAMES, HeaderNames, RateLimitInfo, parse_rate_limit_headers
+from engine.ratelimit_headers import (
+    DEFAULT_HEADER_NAMES,
+    HeaderNames,
+    RateLimitInfo,
+    parse_rate_limit_headers,
+)
 
 __all__ = [
     "KEY_PREFIX",
@@ -71,6 +76,9 @@ _PRIORITY_CLAMP = 400
 # A waiter's place in line lapses this long after its expected wake-up (a dead worker's waiters
 # stop blocking others after that).
 _GRACE_MS = 3000
+# A worker takes up to LEASE_SLOTS slots in one call while at least LEASE_MIN_ROOM are left.
+LEASE_SLOTS = 16
+LEASE_MIN_ROOM = 64
 # Statuses whose Retry-After pauses the endpoint for every worker.
 _PAUSE_STATUSES = frozenset({429, 503})
 
@@ -102,6 +110,12 @@ def pause_key(subject: RateLimitSubject) -> str:
 
 def cap_key(subject: RateLimitSubject) -> str:
     return f"{KEY_PREFIX}:cap:{subject.tenant_id}:{subject.config_id}:{subject.endpoint}"
+
+
+def _room(result: list[Any]) -> int:
+    """The least remaining of an admission's buckets (large when there are no rules)."""
+    tail = result[3:]
+    return min((int(tail[i]) for i in range(0, len(tail), 2)), default=LEASE_MIN_ROOM)
 
 
 def margin_ms(window_secs: float) -> int:
@@ -164,33 +178,35 @@ class RedisRateLimiter:
         self._acquire = redis.register_script(ACQUIRE)
         self._cancel = redis.register_script(CANCEL)
         self._observe = redis.register_script(OBSERVE)
+        # Slots taken in advance while a budget is far from full: (count, expires, monotonic).
+        self._leases: dict[tuple[Any, ...], tuple[int, float]] = {}
+        self._room: dict[tuple[Any, ...], int] = {}  # the least remaining after the last admission
 
     # --- RateLimiter ----------------------------------------------------------------------------
 
     async def acquire(
         self, rules: Sequence[RateLimitRule], subject: RateLimitSubject, *, max_wait_s: float
     ) -> float:
-        keys = [pause_key(subject), cap_key(subject)]
-        args: list[Any] = []
-        for rule in rules:
-            base = bucket_key(rule, subject)
-            keys += [base, base + ":q", base + ":qx", base + ":qt"]
-            window_ms = int(rule.window_secs * 1000) + margin_ms(rule.window_secs)
-            args += [max(1, rule.requests), window_ms]
+        keys, args = self._keys_and_args(rules, subject)
         priority = max((rule.priority for rule in rules), default=0)
         priority = max(-_PRIORITY_CLAMP, min(_PRIORITY_CLAMP, priority))
+        if await self._leased(rules, subject, keys, args, priority):
+            return 0.0
         waiter = uuid.uuid4().hex
         start = time.monotonic()
         arrival = 0
-        tries = 0
         reported = False
+        first = True
         try:
             while True:
-                result = await self._run(self._acquire, keys, [waiter, subject.tenant_id, priority, arrival, _GRACE_MS, *args])
-                tries += 1
-                waited = time.monotonic() - start if tries > 1 else 0.0
+                result = await self._run(
+                    self._acquire, keys, [waiter, subject.tenant_id, priority, arrival, _GRACE_MS, 1, *args]
+                )
+                waited = 0.0 if first else time.monotonic() - start  # a slot free at once: no wait
+                first = False
                 arrival = int(result[2])
-                if int(result[0]) == 1:
+                if int(result[0]) >= 1:
+                    self._room[(tuple(keys), priority)] = _room(result)
                     self._admitted(rules, subject, result[3:], waited)
                     return waited
                 wait = int(result[1]) / 1000.0
@@ -210,6 +226,55 @@ class RedisRateLimiter:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._leave(keys, waiter, subject))
             raise
+
+    def _keys_and_args(
+        self, rules: Sequence[RateLimitRule], subject: RateLimitSubject
+    ) -> tuple[list[str], list[Any]]:
+        keys = [pause_key(subject), cap_key(subject)]
+        args: list[Any] = []
+        for rule in rules:
+            base = bucket_key(rule, subject)
+            keys += [base, base + ":q", base + ":qx", base + ":qt"]
+            window_ms = int(rule.window_secs * 1000) + margin_ms(rule.window_secs)
+            args += [max(1, rule.requests), window_ms]
+        return keys, args
+
+    async def _leased(
+        self,
+        rules: Sequence[RateLimitRule],
+        subject: RateLimitSubject,
+        keys: list[str],
+        args: list[Any],
+        priority: int,
+    ) -> bool:
+        """Take a slot from this worker's lease, or renew the lease, while the budget is far from
+        full. A lease is up to LEASE_SLOTS slots counted in Redis at once and used within half the
+        window's margin: a request sent that much after its slot was counted still lies inside the
+        margin, so "never more than N in any window" holds; near the limit there is no lease and
+        every request goes through the queued script. True when this request got a slot."""
+        key = (tuple(keys), priority)
+        now = time.monotonic()
+        count, expires = self._leases.get(key, (0, 0.0))
+        if count > 0 and now < expires:
+            self._leases[key] = (count - 1, expires)
+            return True
+        if self._room.get(key, 0) < LEASE_MIN_ROOM:
+            return False
+        result = await self._run(
+            self._acquire,
+            keys,
+            [uuid.uuid4().hex, subject.tenant_id, priority, 0, _GRACE_MS, -LEASE_SLOTS, *args],
+        )
+        admitted = int(result[0])
+        if admitted < 1:
+            self._room[key] = 0
+            return False
+        self._room[key] = _room(result)
+        windows = [rule.window_secs for rule in rules]
+        lease_s = min((margin_ms(w) for w in windows), default=100) / 2000.0
+        self._leases[key] = (admitted - 1, time.monotonic() + lease_s)
+        self._admitted(rules, subject, result[3:], 0.0)
+        return True
 
     async def observe(self, subject: RateLimitSubject, status_code: int, headers: Mapping[str, str]) -> None:
         info = parse_rate_limit_headers(headers, now=self._wall(), names=self._names)
@@ -246,7 +311,9 @@ class RedisRateLimiter:
             with contextlib.suppress(DependencyUnavailableError):
                 await self._run(self._cancel, bucket_keys, [waiter, subject.tenant_id])
 
-    def _admitted(self, rules: Sequence[RateLimitRule], subject: RateLimitSubject, tail: list[Any], waited: float) -> None:
+    def _admitted(
+        self, rules: Sequence[RateLimitRule], subject: RateLimitSubject, tail: list[Any], waited: float
+    ) -> None:
         if waited > 0:
             self._report_waited(subject, waited)
         if self._observer is None or not rules:

@@ -55,8 +55,11 @@ end
 """
 
 # KEYS: pause, cap, then KEYS_PER_BUCKET per bucket (log, q, qx, qt).
-# ARGV: id, tenant, priority, arrival_ms (0 = new), grace_ms, then per bucket: limit, window_ms.
-# Returns {admitted 0|1, wait_ms, arrival_ms, then per bucket: remaining, reset_ms}.
+# ARGV: id, tenant, priority, arrival_ms (0 = new), grace_ms, count, then per bucket: limit,
+# window_ms. ``count`` is 1 for one request; ``-k`` asks for up to k slots at once (a worker's
+# short lease, see limiter_redis): as many as fit without anyone waiting ahead are admitted and
+# nobody is put in line. Returns {admitted, wait_ms, arrival_ms, then per bucket: remaining,
+# reset_ms}.
 ACQUIRE = (
     _PRELUDE
     + """
@@ -65,6 +68,9 @@ local id, tenant, prio = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local arrival = tonumber(ARGV[4])
 if arrival == 0 then arrival = now end
 local grace = tonumber(ARGV[5])
+local want = tonumber(ARGV[6])
+local batch = want < 0
+if batch then want = -want end
 local member = tenant .. '\\t' .. id
 local nb = (#KEYS - 2) / 4
 local wait = 0
@@ -87,10 +93,13 @@ local capped = cap_rem ~= nil and cap_reset ~= nil and cap_reset > now
 if capped and cap_rem <= 0 then wait = math.max(wait, cap_reset - now) end
 
 local scores, known, counts = {}, {}, {}
+local fit = want
+if wait > 0 then fit = 0 end
+if capped then fit = math.min(fit, cap_rem) end
 for i = 1, nb do
   local b = 2 + (i - 1) * 4
   local log, q, qx, qt = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4]
-  local limit, win = tonumber(ARGV[4 + i * 2]), tonumber(ARGV[5 + i * 2])
+  local limit, win = tonumber(ARGV[5 + i * 2]), tonumber(ARGV[6 + i * 2])
   for _, dead in ipairs(redis.call('ZRANGEBYSCORE', qx, '-inf', now)) do drop_waiter(q, qx, qt, dead) end
   redis.call('ZREMRANGEBYSCORE', log, '-inf', now - win)
   local count = redis.call('ZCARD', log)
@@ -106,6 +115,7 @@ for i = 1, nb do
   scores[i] = score
   local ahead = redis.call('ZCOUNT', q, '-inf', '(' .. fmt(score))
   local free = limit - count
+  fit = math.min(fit, free - ahead)
   if ahead >= free then
     local need = ahead + 1 - free
     local w = win
@@ -117,11 +127,14 @@ for i = 1, nb do
   end
 end
 
-if wait > 0 then
+if batch then
+  if fit < 1 then return {0, fmt(math.max(wait, 1)), fmt(arrival)} end
+  want = fit
+elseif wait > 0 then
   for i = 1, nb do
     local b = 2 + (i - 1) * 4
     local q, qx, qt = KEYS[b + 2], KEYS[b + 3], KEYS[b + 4]
-    local win = tonumber(ARGV[5 + i * 2])
+    local win = tonumber(ARGV[6 + i * 2])
     if not known[i] then
       redis.call('ZADD', q, fmt(scores[i]), member)
       redis.call('HINCRBY', qt, tenant, 1)
@@ -135,19 +148,19 @@ if wait > 0 then
   return {0, fmt(wait), fmt(arrival)}
 end
 
-local out = {1, 0, fmt(arrival)}
+local out = {want, 0, fmt(arrival)}
 for i = 1, nb do
   local b = 2 + (i - 1) * 4
   local log, q, qx, qt = KEYS[b + 1], KEYS[b + 2], KEYS[b + 3], KEYS[b + 4]
-  local limit, win = tonumber(ARGV[4 + i * 2]), tonumber(ARGV[5 + i * 2])
-  redis.call('ZADD', log, now, id .. ':' .. i)
+  local limit, win = tonumber(ARGV[5 + i * 2]), tonumber(ARGV[6 + i * 2])
+  for j = 1, want do redis.call('ZADD', log, now, id .. ':' .. i .. ':' .. j) end
   redis.call('PEXPIRE', log, win)
   if known[i] then drop_waiter(q, qx, qt, member) end
   local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
-  out[#out + 1] = limit - counts[i] - 1
+  out[#out + 1] = limit - counts[i] - want
   out[#out + 1] = fmt(tonumber(oldest[2]) + win)
 end
-if capped then redis.call('HINCRBY', KEYS[2], 'rem', -1) end
+if capped then redis.call('HINCRBY', KEYS[2], 'rem', -want) end
 return out
 """
 )

@@ -152,9 +152,7 @@ def parse_reset(value: str | None, *, now: float, fmt: ResetFormat = "auto") -> 
             seconds = number
         elif fmt == "epoch_seconds":
             seconds = number - now
-        elif fmt == "epoch_millis":
-            seconds = number / 1000.0 - now
-        elif number >= _EPOCH_MILLIS_MIN:
+        elif fmt == "epoch_millis" or number >= _EPOCH_MILLIS_MIN:
             seconds = number / 1000.0 - now
         elif number >= _EPOCH_SECONDS_MIN:
             seconds = number - now
@@ -187,7 +185,7 @@ def _members(value: str) -> list[tuple[str, dict[str, str]]]:
     out: list[tuple[str, dict[str, str]]] = []
     for member in value.split(","):
         parts = [part.strip() for part in member.split(";")]
-        if not parts or not parts[0] and len(parts) == 1:
+        if not parts or (not parts[0] and len(parts) == 1):
             continue
         params: dict[str, str] = {}
         for part in parts[1:]:

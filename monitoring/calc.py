@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 __all__ = [
@@ -49,7 +50,9 @@ class Sample:
     remaining: int
 
 
-def consumption_rate_per_minute(samples: Sequence[Sample], *, now: float, horizon_s: float = RATE_HORIZON_S) -> float:
+def consumption_rate_per_minute(
+    samples: Sequence[Sample], *, now: float, horizon_s: float = RATE_HORIZON_S
+) -> float:
     """Requests per minute used over the last ``horizon_s``: the sum of the drops in ``remaining``
     between consecutive samples, divided by the time the samples span. A rise (the window reset)
     contributes nothing. Fewer than two samples, or no time between them, give 0."""
@@ -59,7 +62,7 @@ def consumption_rate_per_minute(samples: Sequence[Sample], *, now: float, horizo
     span = recent[-1].at - recent[0].at
     if span <= 0:
         return 0.0
-    used = sum(max(0, a.remaining - b.remaining) for a, b in zip(recent, recent[1:], strict=False))
+    used = sum(max(0, a.remaining - b.remaining) for a, b in pairwise(recent))
     return used * 60.0 / span
 
 
@@ -98,7 +101,11 @@ def utilization(remaining: int | None, limit: int | None) -> float | None:
 
 
 def severity_for(
-    remaining: int | None, limit: int | None, *, warning: float = WARNING_RATIO, critical: float = CRITICAL_RATIO
+    remaining: int | None,
+    limit: int | None,
+    *,
+    warning: float = WARNING_RATIO,
+    critical: float = CRITICAL_RATIO,
 ) -> Severity | None:
     """CRITICAL under ``critical`` of capacity, WARNING under ``warning``, else None."""
     if remaining is None or limit is None or limit <= 0:

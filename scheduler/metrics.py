@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
+
+from worker.metrics import QUEUE_PENDING, STREAM_LENGTH
 
 __all__ = ["JOBS_ENQUEUED", "QUEUE_PENDING", "STREAM_LENGTH", "SWEPT", "TICKS", "TICK_SECONDS"]
 
@@ -19,5 +21,4 @@ TICK_SECONDS = Histogram(
     "Time to decide and enqueue one tick.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
-STREAM_LENGTH = Gauge("orchid_queue_stream_length", "Entries in the job stream (waiting + being worked on).")
-QUEUE_PENDING = Gauge("orchid_queue_pending", "Entries delivered to a worker and not yet acknowledged.")
+# The queue gauges are the worker's own (one definition per process registry).

@@ -112,7 +112,9 @@ class KafkaSettings:
     # Tansu's memory engine (used by `make dev` and tests) rejects InitProducerId, so
     # devstack turns this off; production brokers keep the idempotent producer.
     enable_idempotence: bool = True
-    linger_ms: int = 10
+    # Each emit waits for its ack (so EmitError lands in the right execution); lingering would
+    # only add latency to every sequential page.
+    linger_ms: int = 0
     request_timeout_ms: int = 30_000
 
     @property
@@ -133,7 +135,7 @@ class KafkaSettings:
             enable_idempotence=parse_bool(
                 "KAFKA_ENABLE_IDEMPOTENCE", env.get("KAFKA_ENABLE_IDEMPOTENCE", "true")
             ),
-            linger_ms=parse_int("KAFKA_LINGER_MS", env.get("KAFKA_LINGER_MS", "10"), minimum=0),
+            linger_ms=parse_int("KAFKA_LINGER_MS", env.get("KAFKA_LINGER_MS", "0"), minimum=0),
             request_timeout_ms=parse_int(
                 "KAFKA_REQUEST_TIMEOUT_MS", env.get("KAFKA_REQUEST_TIMEOUT_MS", "30000"), minimum=1
             ),
@@ -150,7 +152,9 @@ class SchedulerSettings:
     def from_env(cls, env: Env) -> SchedulerSettings:
         return cls(
             enabled=parse_bool("SCHEDULER_ENABLED", env.get("SCHEDULER_ENABLED", "true")),
-            poll_interval_s=parse_duration("SCHEDULER_POLL_INTERVAL", env.get("SCHEDULER_POLL_INTERVAL", "30s")),
+            poll_interval_s=parse_duration(
+                "SCHEDULER_POLL_INTERVAL", env.get("SCHEDULER_POLL_INTERVAL", "30s")
+            ),
             metrics_port=parse_int("SCHEDULER_METRICS_PORT", env.get("SCHEDULER_METRICS_PORT", "9102")),
         )
 

@@ -192,8 +192,8 @@ SELECT e.tenant_id, e.id, e.plan_key, e.config_id, e.trigger, e.replay_of, e.tra
        1 + {failed} AS attempt
 FROM executions e
 WHERE e.status = 'queued' AND e.kind = 'plan' AND e.parent_id IS NULL
-  AND ((e.enqueued_at IS NULL AND coalesce(e.resume_at, e.created_at) < now() - :min_age)
-       OR e.enqueued_at < now() - :recheck_after)
+  AND ((e.enqueued_at IS NULL AND coalesce(e.resume_at, e.created_at) < now() - CAST(:min_age AS interval))
+       OR e.enqueued_at < now() - CAST(:recheck_after AS interval))
 ORDER BY e.created_at
 LIMIT :limit
 """

@@ -36,15 +36,18 @@ __all__ = ["Delivery", "Handler", "StreamConsumer", "ensure_group"]
 log = logging.getLogger(__name__)
 
 # KEYS[1] stream; ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids this consumer runs.
-# Resets the idle time of each entry still owned by this consumer; returns the ids it lost.
+# Resets the idle time of each entry still owned by this consumer; returns the ids another
+# consumer owns now (an id no longer pending was just acknowledged: nothing to do).
 HEARTBEAT_SCRIPT = """
 local lost = {}
 for i = 3, #ARGV do
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if p[1] and p[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
-  else
-    table.insert(lost, ARGV[i])
+  if p[1] then
+    if p[1][2] == ARGV[2] then
+      redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    else
+      table.insert(lost, ARGV[i])
+    end
   end
 end
 return lost
@@ -161,13 +164,7 @@ class StreamConsumer:
                 await self._slot_freed.wait()
                 continue
             try:
-                batches: Any = await self._redis.xreadgroup(
-                    self._names.group,
-                    self.consumer,
-                    {self._names.stream: ">"},
-                    count=self.free_slots,
-                    block=self._block_ms,
-                )
+                batches = await self._read(self.free_slots)
                 backoff = 0.1
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
@@ -180,9 +177,31 @@ class StreamConsumer:
                 await self._sleep_unless_stopping(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
                 continue
+            if self._stopping.is_set():
+                break  # read in the same instant as stop(): left pending for other workers
             for _stream, entries in batches or ():
                 for entry_id, fields in entries:
                     self._start(entry_id, fields, reclaimed=False)
+
+    async def _read(self, count: int) -> Any:
+        """XREADGROUP ... BLOCK, abandoned the moment stop() is called: the connection is dropped,
+        so Redis delivers nothing more to this consumer once it is stopping."""
+        read = asyncio.ensure_future(
+            self._redis.xreadgroup(
+                self._names.group, self.consumer, {self._names.stream: ">"}, count=count, block=self._block_ms
+            )
+        )
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({read, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not read.done():
+            read.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await read
+            return None
+        return read.result()
 
     def _start(self, raw_id: bytes | str, fields: Mapping[Any, Any] | None, *, reclaimed: bool) -> None:
         entry_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id

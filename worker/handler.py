@@ -318,20 +318,10 @@ class JobHandler:
             session, tenant, execution_id, status=final, error=error, stats=stats
         ):
             return False
-        if execution.config_id is not None:
-            totals = RunTotals(
-                status=final,
-                execution_id=execution_id,
-                api_calls=int(stats.get("requests", 0)),
-                records=int(stats.get("records", 0)),
-                bytes=int(stats.get("bytes", 0)),
-                error=error,
+        if final == "success" and started.inputs.plan_id is not None and execution.config_id is not None:
+            await statistics_repo.put_context(
+                session, tenant, started.inputs.plan_id, execution.config_id, dict(context)
             )
-            await statistics_repo.record_run(session, tenant, execution.plan_key, execution.config_id, totals)
-            if final == "success" and started.inputs.plan_id is not None:
-                await statistics_repo.put_context(
-                    session, tenant, started.inputs.plan_id, execution.config_id, dict(context)
-                )
         if isinstance(decision, DeadLetter):
             timeline = await executions_repo.get(session, tenant, execution_id)
             await dlq_repo.add(
@@ -347,6 +337,17 @@ class JobHandler:
                     job=dict(encode_envelope(envelope)),
                 ),
             )
+        if execution.config_id is not None:
+            # Last: every run of a pair updates the same statistics row, whose lock lasts until commit.
+            totals = RunTotals(
+                status=final,
+                execution_id=execution_id,
+                api_calls=int(stats.get("requests", 0)),
+                records=int(stats.get("records", 0)),
+                bytes=int(stats.get("bytes", 0)),
+                error=error,
+            )
+            await statistics_repo.record_run(session, tenant, execution.plan_key, execution.config_id, totals)
         return True
 
     @staticmethod

@@ -288,3 +288,12 @@ async def test_unmatched_request_is_recorded_and_answered_404(mock_api: MockApi,
     response = await http.send(HttpRequest("GET", f"{mock_api.url}/missing"))
     assert response.status_code == 404
     assert [request.path for request in mock_api.requests()] == ["/missing"]
+
+
+@pytest.mark.parametrize("headers", [{"X-A": "a\r\nInjected: 1"}, {"Bad Name": "v"}, {"X-Nul": "a\x00b"}])
+async def test_header_injection_is_refused_before_sending(
+    mock_api: MockApi, http: AiohttpCaller, headers: dict[str, str]
+) -> None:
+    with pytest.raises(RequestError, match="header"):
+        await http.send(HttpRequest("GET", f"{mock_api.url}/x", headers=headers))
+    assert mock_api.requests() == []

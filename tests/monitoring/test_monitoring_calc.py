@@ -40,7 +40,14 @@ def test_consumption_rate(samples, expected) -> None:
 
 @pytest.mark.parametrize(
     ("remaining", "reset_at", "expected"),
-    [(5, NOW + 30, 0.0), (0, NOW + 30, 30.0), (0, NOW - 5, 0.0), (0, None, None), (None, None, None), (None, NOW + 9, 9.0)],
+    [
+        (5, NOW + 30, 0.0),
+        (0, NOW + 30, 30.0),
+        (0, NOW - 5, 0.0),
+        (0, None, None),
+        (None, None, None),
+        (None, NOW + 9, 9.0),
+    ],
 )
 def test_recovery_eta(remaining, reset_at, expected) -> None:
     assert recovery_eta_seconds(remaining, reset_at, now=NOW) == expected

@@ -46,32 +46,32 @@ class NoAuth:
         return {}
 
 
-async def main(spec: dict[str, Any]) -> dict[str, Any]:
-    limits = ExecutionLimits(rate_limit_max_wait_s=float(spec.get("max_wait_s", 60)), max_execution_time_s=300)
-    redis = Redis.from_url(spec["redis_url"])
+async def run_one(spec: dict[str, Any], redis: Redis, http: Any, limiter: RedisRateLimiter) -> dict[str, Any]:
+    limits = ExecutionLimits(
+        rate_limit_max_wait_s=float(spec.get("max_wait_s", 60)), max_execution_time_s=300
+    )
     plan = validate_plan(spec["plan"])
     meta = ExecutionMeta(spec["tenant_id"], "mock", plan.key, spec["config_id"], spec["execution_id"])
     config = {"base_url": spec["base_url"], **spec.get("config", {})}
-    try:
-        async with build_http_caller(limits, EgressSettings(allowlist=("127.0.0.1",))) as http:
-            auth: AuthProvider = NoAuth()
-            if spec.get("auth_flow"):
-                from engine.auth_manager import AuthManager
+    auth: AuthProvider = NoAuth()
+    if spec.get("auth_flow"):
+        from engine.auth_manager import AuthManager
 
-                flow = spec["auth_flow"]
-                auth = AuthManager(
-                    redis, http=http, tenant_id=meta.tenant_id, config_id=meta.config_id,
-                    flow_id=flow["id"], flow_type=flow["type"], definition=flow["definition"], config=config,
-                )  # fmt: skip
-            if spec.get("start_at"):
-                await asyncio.sleep(max(0.0, spec["start_at"] - time.time()))
-            started = time.time()
-            outcome = await run_plan(
-                plan, meta=meta, config=config, auth=auth, context={}, http=http,
-                limiter=RedisRateLimiter(redis), sink=NullSink(), limits=limits,
-            )  # fmt: skip
-    finally:
-        await redis.aclose()
+        flow = spec["auth_flow"]
+        auth = AuthManager(
+            redis, http=http, tenant_id=meta.tenant_id, config_id=meta.config_id,
+            flow_id=flow["id"], flow_type=flow["type"], definition=flow["definition"], config=config,
+        )  # fmt: skip
+    if spec.get("start_at"):
+        await asyncio.sleep(max(0.0, spec["start_at"] - time.time()))
+    cancel = asyncio.Event()
+    if spec.get("stop_after_s"):
+        asyncio.get_running_loop().call_later(spec["stop_after_s"], cancel.set)
+    started = time.time()
+    outcome = await run_plan(
+        plan, meta=meta, config=config, auth=auth, context={}, http=http,
+        limiter=limiter, sink=NullSink(), limits=limits, cancel=cancel,
+    )  # fmt: skip
     return {
         "status": outcome.status,
         "error": outcome.error,
@@ -80,6 +80,21 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
         "started": started,
         "finished": time.time(),
     }
+
+
+async def main(spec: dict[str, Any]) -> Any:
+    """One plan, or with ``runs`` several plans at once in this process (one worker, several
+    executions); the ``runs`` entries inherit the top-level fields."""
+    redis = Redis.from_url(spec["redis_url"])
+    try:
+        async with build_http_caller(ExecutionLimits(), EgressSettings(allowlist=("127.0.0.1",))) as http:
+            limiter = RedisRateLimiter(redis)
+            if "runs" not in spec:
+                return await run_one(spec, redis, http, limiter)
+            runs = [{**spec, **run} for run in spec["runs"]]
+            return list(await asyncio.gather(*(run_one(run, redis, http, limiter) for run in runs)))
+    finally:
+        await redis.aclose()
 
 
 if __name__ == "__main__":

@@ -65,7 +65,11 @@ def test_parse_retry_after(value, expected) -> None:
     ("headers", "expected"),
     [
         (
-            {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "42", "X-RateLimit-Reset": str(int(NOW) + 7)},
+            {
+                "X-RateLimit-Limit": "100",
+                "X-RateLimit-Remaining": "42",
+                "X-RateLimit-Reset": str(int(NOW) + 7),
+            },
             RateLimitInfo(limit=100, remaining=42, reset_after_s=7.0, style="x"),
         ),
         (
@@ -120,7 +124,9 @@ def test_config_override_names_and_format() -> None:
     )  # fmt: skip
     assert names == HeaderNames("x-quota-left", "x-quota", "x-quota-reset", "delta_seconds", "x-wait")
     info = parse_rate_limit_headers(
-        {"X-Quota-Left": "5", "X-Quota": "50", "X-Quota-Reset": "1700000000", "X-Wait": "3"}, now=NOW, names=names
+        {"X-Quota-Left": "5", "X-Quota": "50", "X-Quota-Reset": "1700000000", "X-Wait": "3"},
+        now=NOW,
+        names=names,
     )
     # delta_seconds forced: 1.7e9 seconds is unreadable rather than "epoch", so no reset
     assert info == RateLimitInfo(limit=50, remaining=5, reset_after_s=None, retry_after_s=3.0, style="custom")
@@ -128,13 +134,17 @@ def test_config_override_names_and_format() -> None:
 
 def test_override_falls_back_to_standard_headers() -> None:
     names = HeaderNames.from_config({"remaining_header": "X-Quota-Left"})
-    info = parse_rate_limit_headers({"X-RateLimit-Remaining": "3", "X-RateLimit-Limit": "9"}, now=NOW, names=names)
+    info = parse_rate_limit_headers(
+        {"X-RateLimit-Remaining": "3", "X-RateLimit-Limit": "9"}, now=NOW, names=names
+    )
     assert (info.remaining, info.limit, info.style) == (3, 9, "x")
 
 
 def test_override_epoch_format_forced() -> None:
     names = HeaderNames.from_config({"reset_format": "epoch_seconds"})
-    info = parse_rate_limit_headers({"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1700000020"}, now=NOW, names=names)
+    info = parse_rate_limit_headers(
+        {"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "1700000020"}, now=NOW, names=names
+    )
     assert info.reset_after_s == pytest.approx(20.0)
 
 

@@ -174,14 +174,18 @@ async def test_retry_after_pauses_every_worker(redis_server: RedisServer) -> Non
 async def test_header_budget_caps_the_limiter(redis: Redis) -> None:
     seen = Recording()
     limiter = RedisRateLimiter(redis, observer=seen)
-    await limiter.observe(A, 200, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "2", "X-RateLimit-Reset": "1"})
+    await limiter.observe(
+        A, 200, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "2", "X-RateLimit-Reset": "1"}
+    )
     assert seen.infos[-1].remaining == 2
     await limiter.acquire([], A, max_wait_s=0)
     await limiter.acquire([], A, max_wait_s=0)
     with pytest.raises(RateLimitExceededError):
         await limiter.acquire([], A, max_wait_s=0)
     # a stale response of the same window cannot loosen the cap
-    await limiter.observe(A, 200, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "5", "X-RateLimit-Reset": "1"})
+    await limiter.observe(
+        A, 200, {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "5", "X-RateLimit-Reset": "1"}
+    )
     with pytest.raises(RateLimitExceededError):
         await limiter.acquire([], A, max_wait_s=0)
     started = time.monotonic()
@@ -220,3 +224,28 @@ def test_margin_bounds() -> None:
     assert margin_ms(1) == 50
     assert margin_ms(10) == 100
     assert margin_ms(3600) == 500
+
+
+async def test_leases_while_far_from_full_still_never_exceed_the_window(redis_server: RedisServer) -> None:
+    rule = RateLimitRule(300, 1.0)  # room >= 64 at first: workers lease slots in batches
+    clients = [Redis.from_url(redis_server.url) for _ in range(3)]
+    await clients[0].flushdb()
+    admitted: list[float] = []
+
+    async def hammer(limiter: RedisRateLimiter, until: float) -> None:
+        while time.monotonic() < until:
+            await limiter.acquire([rule], A, max_wait_s=10)
+            admitted.append(time.time())
+
+    until = time.monotonic() + 2.5
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            for client in clients:
+                limiter = RedisRateLimiter(client)
+                for _ in range(30):
+                    tasks.create_task(hammer(limiter, until))
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert max_in_any_window(admitted, 1.0) <= 300
+    assert len(admitted) >= 0.9 * 300 * 2

@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "worker"))
 
-from orchid_jobs_support import api, jobs_dsn, redis, sessions  # noqa: E402
+from orchid_jobs_support import api, jobs_dsn, redis, sessions, tracer_provider
 
-__all__ = ["api", "jobs_dsn", "redis", "sessions"]
+__all__ = ["api", "jobs_dsn", "redis", "sessions", "tracer_provider"]

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from orchid_jobs_support import queue_manual, seed_pair
 from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -14,7 +15,6 @@ from sqlalchemy.pool import NullPool
 
 from engine.queue import QueueNames, decode_envelope
 from mockapi.server import MockApi
-from orchid_jobs_support import queue_manual, seed_pair
 from scheduler.tick import Scheduler
 from store import executions_repo
 from store.tables import Config, Execution, Plan
@@ -47,11 +47,11 @@ async def test_due_pairs_are_enqueued_once(
 ) -> None:
     first = await seed_pair(sessions, base_url=api.url, wait_seconds=3600)
     await seed_pair(sessions, base_url=api.url, wait_seconds=3600)  # a second config of the same plan
-    await seed_pair(sessions, base_url=api.url, plan_key="manual-only")  # no wait_seconds
+    await seed_pair(sessions, base_url=api.url, plan_key="manual-only")  # no wait_seconds; a 3rd config
     scheduler = _scheduler(sessions, redis)
 
     result = await scheduler.tick()
-    assert (result.locked, result.enqueued) == (True, 2)
+    assert (result.locked, result.enqueued) == (True, 3)  # "items" x the integration's 3 configs
     rows = await _executions(sessions)
     assert {(r.plan_key, r.trigger, r.status) for r in rows} == {("items", "schedule", "queued")}
     assert all(r.enqueued_at is not None and r.trace_context.get("traceparent") for r in rows)
@@ -113,7 +113,13 @@ async def test_two_schedulers_never_double_enqueue(
     api: MockApi,
 ) -> None:
     for index in range(20):
-        await seed_pair(sessions, base_url=api.url, wait_seconds=3600, plan_key=f"plan-{index % 5}")
+        await seed_pair(
+            sessions,
+            base_url=api.url,
+            wait_seconds=3600,
+            plan_key=f"plan-{index}",
+            integration=f"crm-{index}",
+        )
     one, two = _scheduler(sessions, redis), _scheduler(other_sessions, redis)
     for _ in range(5):
         await asyncio.gather(one.tick(), two.tick(), one.tick(), two.tick())
@@ -164,8 +170,8 @@ async def test_redis_down_leaves_jobs_for_the_sweep(
     await seed_pair(sessions, base_url=api.url, wait_seconds=3600)
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     broken = Scheduler(sessions, dead, NAMES, poll_interval_s=30, sweep_min_age=timedelta(0))
-    with pytest.raises(Exception):  # noqa: B017 - the sweep's read-back fails too; the tick is skipped
-        await broken.tick()
+    result = await broken.tick()  # decided and committed; the push failed and was logged
+    assert (result.enqueued, result.reenqueued) == (0, 0)
     await dead.aclose()
     (row,) = await _executions(sessions)
     assert row.status == "queued" and row.enqueued_at is None

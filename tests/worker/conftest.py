@@ -3,6 +3,6 @@ and a mock API (defined in orchid_jobs_support, shared with the scheduler and fa
 
 from __future__ import annotations
 
-from orchid_jobs_support import api, jobs_dsn, redis, sessions
+from orchid_jobs_support import api, jobs_dsn, redis, sessions, tracer_provider
 
-__all__ = ["api", "jobs_dsn", "redis", "sessions"]
+__all__ = ["api", "jobs_dsn", "redis", "sessions", "tracer_provider"]

@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -20,13 +22,20 @@ from sqlalchemy.pool import NullPool
 
 from devstack.servers import Postgres
 from devstack.servers import Redis as RedisServer
-from mockapi.server import MockApi
-
 from engine.ports import ExecutionEvent, ExecutionMeta, ResponseMessage
+from mockapi.server import MockApi
 from store import configs_repo, executions_repo, integrations_repo, plans_repo
 from store.crypto import SecretBox
 from store.migrations import upgrade_head
-from store.records import ConfigInput, ConfigRecord, ExecutionRecord, IntegrationInput, NewExecution, PlanInput, PlanRecord
+from store.records import (
+    ConfigInput,
+    ConfigRecord,
+    ExecutionRecord,
+    IntegrationInput,
+    NewExecution,
+    PlanInput,
+    PlanRecord,
+)
 from store.tables import Base
 
 TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
@@ -165,6 +174,17 @@ class RecordingSink:
 
 
 # --- fixtures (imported by the conftest.py of tests/worker, tests/scheduler, tests/faults) ----
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tracer_provider() -> TracerProvider:
+    """An SDK provider, so spans (and the traceparents the jobs carry) are real."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    provider = TracerProvider()
+    trace.set_tracer_provider(provider)
+    return provider
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from orchid_jobs_support import RecordingSink, get_execution, queue_manual, secret_box, seed_pair, simple_plan
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,7 +18,6 @@ from engine.limiter_memory import MemoryRateLimiter
 from engine.queue import Envelope, QueueNames, decode_envelope, promote_due, publish_cancel
 from mockapi.responders import json, sequence, status
 from mockapi.server import MockApi
-from orchid_jobs_support import RecordingSink, get_execution, queue_manual, secret_box, seed_pair, simple_plan
 from settings.model import EgressSettings, ExecutionLimits
 from store import dlq_repo, executions_repo, plans_repo, statistics_repo
 from store.tables import PlanContext
@@ -179,7 +179,10 @@ async def test_a_redelivered_job_closes_the_lost_attempt(
     await handler(_delivery(execution))
     done = await get_execution(sessions, pair.tenant_id, execution.id)
     assert done.status == "success"
-    assert [(a.worker, a.outcome) for a in done.attempts] == [("dead", "worker_lost"), ("worker-a", "success")]
+    assert [(a.worker, a.outcome) for a in done.attempts] == [
+        ("dead", "worker_lost"),
+        ("worker-a", "success"),
+    ]
 
 
 async def test_cancel_stops_a_running_execution(

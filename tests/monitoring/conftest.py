@@ -1,0 +1,73 @@
+"""Fixtures of the monitoring tests: migrated Postgres, flushed Redis, a Kafka producer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from devstack.servers import KafkaBroker, Postgres
+from devstack.servers import Redis as RedisServer
+from store.migrations import upgrade_head
+from store.tables import Base
+
+
+@pytest.fixture(scope="session")
+def monitoring_dsn(postgres_server: Postgres) -> str:
+    url = make_url(postgres_server.dsn)
+    name = "orchid_monitoring_test"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(
+            host=url.host, port=url.port, user=url.username, password=url.password, database="postgres"
+        )
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    dsn = url.set(database=name).render_as_string(hide_password=False)
+    upgrade_head(dsn)
+    return dsn
+
+
+@pytest.fixture
+async def sessions(monitoring_dsn: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_async_engine(monitoring_dsn, poolclass=NullPool)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    yield async_sessionmaker(engine, expire_on_commit=False)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def alerts_topic() -> str:
+    return f"rate-limit-alerts-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def producer(kafka_broker: KafkaBroker) -> AsyncIterator[AIOKafkaProducer]:
+    client = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, enable_idempotence=False)
+    await client.start()
+    yield client
+    await client.stop()
