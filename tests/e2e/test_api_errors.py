@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import grpc
 import httpx
-import pytest
 
 from tests.e2e.api import rest_result, unique
 from tests.e2e.conftest import Apis, Tokens
@@ -101,12 +100,6 @@ async def test_rest_malformed_json_and_unknown_query_parameter(base_url: str, to
         rest_result("-", no_route).expect(grpc.StatusCode.NOT_FOUND)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG envoy/envoy.yaml.template local_reply_config: the transcoder's request-parse 400s "
-    "are text/plain, not {code, message} JSON (the transcoder has already set content-type "
-    "application/grpc, so the *not_grpc filter does not match)",
-)
 async def test_rest_body_parse_errors_are_json(base_url: str, tokens: Tokens) -> None:
     headers = {"authorization": f"Bearer {tokens.a}", "content-type": "application/json"}
     async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
