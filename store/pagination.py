@@ -24,8 +24,11 @@ MAX_PAGE_SIZE = 500
 
 
 def page_size(requested: int, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
-    """Clamp a client's page size: 0 or less means the default; above the maximum, the maximum."""
-    if requested <= 0:
+    """Clamp a client's page size: 0 (unset) means the default; above the maximum, the maximum.
+    A negative size is a client bug, reported rather than guessed at."""
+    if requested < 0:
+        raise InvalidArgumentError(f"page_size: must be 0 (default {default}) or positive, got {requested}")
+    if requested == 0:
         return default
     return min(requested, maximum)
 

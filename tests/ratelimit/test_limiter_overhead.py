@@ -55,7 +55,7 @@ async def test_generous_limit_costs_less_than_15_percent(redis: Redis) -> None:
 
             await timed(fanout_plan("warmup"), NoLimits())
             bare, limited = [], []
-            for _ in range(4):
+            for _ in range(5):
                 bare.append(await timed(fanout_plan("bare"), NoLimits()))
                 limited.append(
                     await timed(fanout_plan("limited", rate_limits=generous), RedisRateLimiter(redis))

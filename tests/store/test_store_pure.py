@@ -104,3 +104,8 @@ def test_page_tokens() -> None:
         decode_token("!!!", [str])
     with pytest.raises(InvalidArgumentError, match="page_token"):
         decode_token(encode_token(["a"]), [str, str])
+
+
+def test_negative_page_size_is_invalid_argument() -> None:
+    with pytest.raises(InvalidArgumentError, match="page_size"):
+        page_size(-1)
