@@ -69,6 +69,10 @@ _BROKEN_MARK_S = 300.0  # how long waiters trust the "broken" mark before re-che
 _FAILED_MARK_S = 2.0  # how long a transient failure is shared with waiters
 
 
+class _ClaimLostError(AuthFlowError):
+    """Another refresher claimed the refresh token first; use its result instead."""
+
+
 def auth_key(tenant_id: str, config_id: str, flow_id: str) -> str:
     return f"auth:{tenant_id}:{config_id}:{flow_id}"
 
@@ -210,6 +214,8 @@ class AuthManager:
                         return cached
                     await self._raise_marked_error()  # ...or just failed
                     return await self._refresh(reason)
+                except _ClaimLostError:
+                    pass  # a refresher we cannot see (its lock expired) holds the claim: wait for it
                 finally:
                     await self._compare_and_delete(keys=[self._key + ":lock"], args=[owner])
             if time.monotonic() + pause > deadline:
@@ -249,6 +255,8 @@ class AuthManager:
         started = datetime.now(UTC)
         try:
             result = await self._acquire()
+        except _ClaimLostError:
+            raise
         except AuthFlowError as exc:
             await self._mark_error(exc)
             await self._report(started, reason, exc.message)
@@ -287,7 +295,7 @@ class AuthManager:
             raise AuthFlowBrokenError("refresh-token flow has no token store configured")
         state = await self._store.load()
         if not await self._store.claim(state.version):
-            raise AuthFlowError(f"auth flow {self._flow_id}: another worker is rotating the refresh token")
+            raise _ClaimLostError(f"auth flow {self._flow_id}: another worker is rotating the refresh token")
         request = build_token_request(flow, self._variables, refresh_token=state.refresh_token)
         result = parse_token_response(flow, await self._http.send(request))
         if result.refresh_token is not None and not await self._store.store_rotated(

@@ -1,12 +1,24 @@
-"""The ResponseSink adapter: one aiokafka producer per worker process.
+"""The ResponseSink adapter: one aiokafka producer per worker process, one cheap view per execution.
 
-``emit_response`` / ``emit_event`` return only once the broker has acknowledged the message
-(acks="all"), so a send that cannot complete raises EmitError in the execution that emitted it,
-never in another one sharing the producer. Concurrent emitters (fanout sub-steps, other
-executions) still share batches: aiokafka gathers whatever arrives within ``linger_ms``.
+Two ways to publish, with the same wire format (engine/kafka_codec.py):
 
-The wire format (JSON document, key, headers, numbered parts for oversized messages) lives in
-engine/kafka_codec.py.
+- ``KafkaSink`` itself: ``emit_response`` / ``emit_event`` return only once the broker has
+  acknowledged the message (acks="all"), so a send that cannot complete raises EmitError right
+  there. Simple and safe for any caller, but a sequential pagination pays one broker round trip
+  per page.
+- ``KafkaSink.for_execution()`` -> ``ExecutionSink``: pipelined. ``emit_response`` hands the
+  message to the producer and returns; the delivery futures are tracked in the view's own
+  window, so ``flush()`` waits for THIS execution's messages only and raises EmitError if any of
+  them failed (another execution's failure never lands here, and vice versa). The window is
+  bounded (``MAX_PENDING_MESSAGES`` / ``MAX_PENDING_BYTES``): an emit waits for acks only when
+  it is full. A failed delivery also makes the next ``emit_response`` raise, so the execution
+  stops promptly. ``run_plan`` takes a view itself when given a sink that offers one and flushes
+  it before it reports success, so at-least-once holds and an execution never succeeds with a
+  message missing. Lifecycle events go through the window too, but a failed event is only
+  logged, as before: it never fails the execution.
+
+Concurrent emitters (fan-out sub-steps, other executions) share batches: aiokafka gathers what
+arrives while the previous batch of a partition is in flight, and ``linger_ms`` on top.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.codec import has_lz4
