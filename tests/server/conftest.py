@@ -4,11 +4,8 @@ Tenants are passed as x-orchid-tenant-id metadata, as Envoy does after verifying
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-import asyncpg  # type: ignore[import-untyped]
 import grpc
 import pytest
 from grpc_harness import Api, RecordingQueue  # type: ignore[import-not-found]  # tests/server is on sys.path
@@ -23,47 +20,21 @@ from orchid.v1 import (
     statistics_pb2_grpc,
 )
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from devstack.servers import Postgres
 from server.app import create_server, default_interceptors
 from server.services import build_servicers
 from settings.model import AuthSettings, SecretsSettings, Settings
 from store.crypto import generate_key
-from store.migrations import upgrade_head
 from store.tables import Base
 
 TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
 
 
-def _database_for(dsn: str, name: str) -> str:
-    url = make_url(dsn)
-
-    async def create() -> None:
-        conn = await asyncpg.connect(
-            host=url.host, port=url.port, user=url.username, password=url.password, database="postgres"
-        )
-        try:
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
-def server_dsn(request: pytest.FixtureRequest) -> str:
-    base = os.environ.get("ORCHID_TEST_PG_DSN")
-    if not base:
-        server: Postgres = request.getfixturevalue("postgres_server")
-        base = server.dsn
-    dsn = _database_for(base, "orchid_server_test")
-    upgrade_head(dsn)
-    return dsn
+def server_dsn(migrated_database: Callable[[str], str]) -> str:
+    return migrated_database("orchid_server_test")
 
 
 @pytest.fixture
