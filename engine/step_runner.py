@@ -18,7 +18,7 @@ in, so later pages and sub-steps read an extracted ``x`` as ``prev.x`` / ``paren
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import itertools
 
 import orjson
@@ -32,7 +32,7 @@ from engine.errors import (
     PaginationLoopError,
     ResponseDecodeError,
 )
-from engine.fanout import Scope, fan_out
+from engine.fanout import FanOut, Scope, first_error
 from engine.fetch import Exchange, ReportedError, fail, fetch
 from engine.plan import Step
 from engine.ports import HttpRequest, HttpResponse, JsonValue
@@ -52,11 +52,24 @@ async def run_step(ex: Execution, step: Step, scope: Scope, collect: bool = Fals
     return await _StepRun(ex, step, scope, collect).run()
 
 
-def _page_hash(body: JsonValue) -> bytes | None:
+_NO_PAGE = object()
+
+
+def _canonical(body: JsonValue) -> bytes | None:
     try:
-        return hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
+
+
+def _same_page(body: JsonValue, previous: JsonValue) -> bool:
+    """Whether two page bodies are the same JSON. ``==`` settles almost every call at the first
+    difference; equal-looking bodies are confirmed on their canonical form (``1 == True`` in
+    Python, not in JSON)."""
+    if previous is _NO_PAGE or body != previous:
+        return False
+    canonical = _canonical(body)
+    return canonical is not None and canonical == _canonical(previous)
 
 
 class _StepRun:
@@ -68,13 +81,17 @@ class _StepRun:
         self.outputs: list[JsonValue] = []
         self.prev: JsonValue = None
         self.last_identity: RequestIdentity | None = None
-        self.last_hash: bytes | None = None
+        self.last_body: JsonValue = _NO_PAGE
+        self.fanouts: list[FanOut] = []
         self.request: HttpRequest | None = None
         self.response: HttpResponse | None = None
 
     async def run(self) -> list[JsonValue]:
         try:
-            await self._loop()
+            if self.step.sub_steps:
+                await self._loop_with_fanout()
+            else:
+                await self._loop()
         except _EXECUTION_LEVEL:
             raise
         except OrchidError as exc:
@@ -94,6 +111,21 @@ class _StepRun:
             "response": None,
         }
         return build_request(self.step, variables, max_body_bytes=ex.limits.max_request_body_size), variables
+
+    async def _loop_with_fanout(self) -> None:
+        """The loop, with one FanOut per sub-step whose workers overlap the parent's pages; done
+        when the loop is over and every item is. Any failure cancels everything else at once."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self.fanouts = [
+                    FanOut(self.ex, sub, index, run_step, group)
+                    for index, sub in enumerate(self.step.sub_steps)
+                ]
+                await self._loop()
+                for fanout in self.fanouts:
+                    await fanout.close()
+        except BaseExceptionGroup as failed:
+            raise first_error(failed) from None
 
     async def _loop(self) -> None:
         for iteration in itertools.count(1):
@@ -128,13 +160,12 @@ class _StepRun:
             )
         if step.while_ is None:
             return
-        digest = _page_hash(response.body)
-        if digest is not None and digest == self.last_hash:
+        if _same_page(response.body, self.last_body):
             raise PaginationLoopError(
                 f"step {step.path}: page {iteration} is identical to page {iteration - 1}; "
                 "pagination is not advancing"
             )
-        self.last_hash = digest
+        self.last_body = response.body
 
     async def _page(self, exchange: Exchange, iteration: int) -> bool:
         """Handle one successful response; True to request the next page."""
@@ -156,8 +187,8 @@ class _StepRun:
             self.outputs.append(response.body)
         ex.context.apply(step.context_updates, variables)
         variables["context"] = ex.context.values
-        for index, sub in enumerate(step.sub_steps):
-            await fan_out(ex, sub, index, exchange, self.scope, run_step)
+        for fanout in self.fanouts:
+            await fanout.submit(exchange, self.scope)
         return self._continues(exchange, iteration)
 
     def _continues(self, exchange: Exchange, iteration: int) -> bool:

@@ -1,4 +1,8 @@
-"""``python -m server``: the Orchid gRPC server (behind Envoy), its metrics port and health."""
+"""``python -m server``: the Orchid gRPC server (behind Envoy), its metrics port and health.
+
+TriggerPlan, CancelExecution and RetryDlqEntry reach the workers through the Redis job queue
+(server/job_queue.py); readiness follows both PostgreSQL and Redis.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,27 @@ import logging
 import signal
 
 from orchid.v1 import ops_pb2_grpc
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from engine.queue import QueueNames
 from server.app import create_server, default_interceptors
-from server.health import DependencyProbe, HealthMonitor, HealthReporter, OpsServicer, postgres_probe
+from server.health import (
+    DependencyProbe,
+    HealthMonitor,
+    HealthReporter,
+    OpsServicer,
+    postgres_probe,
+    redis_probe,
+)
+from server.job_queue import RedisJobQueue
 from server.logging_setup import configure_logging
 from server.metrics import start_metrics_server
 from server.services import build_servicers
 from server.tracing import setup_tracing, tracing_interceptor
-from settings.model import Settings
+from settings.model import RedisSettings, Settings
 
 log = logging.getLogger("server")
 
@@ -35,6 +51,24 @@ def database_engine(settings: Settings, *, pool_size: int | None = None) -> Asyn
     )
 
 
+def redis_client(settings: RedisSettings, *, probe: bool = False) -> Redis:
+    """The job queue's client (REDIS_SOCKET_TIMEOUT), or with ``probe`` the health probe's: a
+    1 s timeout and no retries, so an outage shows within one probe."""
+    if probe:
+        return Redis.from_url(
+            settings.url,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
+        )
+    return Redis.from_url(
+        settings.url,
+        socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=min(settings.socket_timeout_s, 5.0),
+        health_check_interval=30,
+    )
+
+
 async def serve(settings: Settings) -> None:
     async with contextlib.AsyncExitStack() as stack:
         provider = setup_tracing(settings.observability)
@@ -50,11 +84,24 @@ async def serve(settings: Settings) -> None:
         probe_db = database_engine(settings, pool_size=1)  # the probe never waits behind traffic
         stack.push_async_callback(probe_db.dispose)
         sessions = async_sessionmaker(db, expire_on_commit=False)
+        redis = redis_client(settings.redis)
+        stack.push_async_callback(redis.aclose)
+        probe_redis = redis_client(settings.redis, probe=True)
+        stack.push_async_callback(probe_redis.aclose)
+        queue = RedisJobQueue(
+            redis, QueueNames(stream=settings.redis.job_queue, group=settings.redis.consumer_group)
+        )
 
         reporter = HealthReporter(version=VERSION)
-        monitor = HealthMonitor(reporter, [DependencyProbe("database", postgres_probe(probe_db))])
+        monitor = HealthMonitor(
+            reporter,
+            [
+                DependencyProbe("database", postgres_probe(probe_db)),
+                DependencyProbe("redis", redis_probe(probe_redis)),
+            ],
+        )
         server, port = create_server(
-            *build_servicers(sessions, settings),
+            *build_servicers(sessions, settings, queue=queue),
             (ops_pb2_grpc.add_OpsServiceServicer_to_server, OpsServicer(reporter)),
             listen=settings.server.grpc_listen,
             interceptors=default_interceptors(settings.auth, tracing=tracing_interceptor(provider)),

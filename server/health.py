@@ -1,7 +1,7 @@
 """Readiness from dependency probes: grpc.health.v1 and OpsService.Health/Live answer from it.
 
-A background task probes each dependency (Postgres: ``SELECT 1`` with a short timeout) every
-interval. The server is SERVING, for "" and for every orchid.v1 service, only while every
+A background task probes each dependency (Postgres: ``SELECT 1``; Redis, the job queue:
+``PING``; each with a short timeout) every interval. The server is SERVING, for "" and for every orchid.v1 service, only while every
 required probe passes; a failing required probe flips all of them to NOT_SERVING, so Envoy or
 Kubernetes stop routing here until it recovers. Graceful shutdown sets NOT_SERVING for good.
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2
 from orchid.v1 import ops_pb2, ops_pb2_grpc
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,6 +29,7 @@ __all__ = [
     "HealthReporter",
     "OpsServicer",
     "postgres_probe",
+    "redis_probe",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,17 @@ def postgres_probe(engine: AsyncEngine) -> Probe:
     async def probe() -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    return probe
+
+
+def redis_probe(client: Redis) -> Probe:
+    """``PING`` on ``client``. Give it a client of its own without retries, so an outage is
+    reported within the monitor's timeout instead of after the queue client's backoff."""
+
+    async def probe() -> None:
+        if not await client.ping():
+            raise ConnectionError("redis did not answer PING")
 
     return probe
 

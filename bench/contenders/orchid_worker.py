@@ -1,0 +1,398 @@
+"""Orchid's worker and scheduler end to end: executions/s of real ``python -m worker`` processes,
+and the time one ``python -m scheduler`` takes to put 10,000 due pairs on the stream.
+
+``python -m bench.contenders.orchid_worker [--executions 3000] [--pairs 200] [--workers 1,2]
+[--concurrency 64] [--scheduler-pairs 10000] [--only worker,single,scheduler]``
+
+Starts PostgreSQL, Redis and a Tansu broker (devstack.servers) and the mock API
+(``python -m mockapi --scenario demo``) in a temporary directory, then:
+
+- worker (``--pairs`` (plan, config) pairs) and single (one pair, every run hits the same rows):
+  a one-request plan (GET /health, emission on). Executions are inserted and their jobs pushed
+  to the stream directly (store + engine.queue), while 1 (then 2) worker processes wait on the
+  empty stream; the clock runs from the first push until every execution is ``success``.
+- scheduler: ``--scheduler-pairs`` pairs (100 plans x N/100 configs, wait_seconds 60) whose last
+  run started 60 s minus a few seconds ago, so they all fall due at one known instant; one
+  ``python -m scheduler`` is running; the clock runs from that due time until every job is in
+  the stream.
+
+Each case prints one JSON line ({"contender": "orchid_worker", "case": ..., ...}) on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from redis.asyncio import Redis
+from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from devstack.process import free_port, port_open, wait_until
+from devstack.servers import KafkaBroker, Postgres
+from devstack.servers import Redis as RedisServer
+from engine.queue import Envelope, QueueNames, queue_push
+from store import configs_repo, integrations_repo, plans_repo
+from store.crypto import SecretBox
+from store.migrations import upgrade_head_async
+from store.records import ConfigInput, IntegrationInput, PlanInput
+from store.tables import Base, Execution
+
+NAME = "orchid_worker"
+REPO = Path(__file__).resolve().parents[2]
+SECRET_KEY = "tvb97WY1fU_hWbLz08LPGG4Z12Zzcw92QcscuvlF0Pw="
+TENANT = "bench"
+NAMES = QueueNames()
+TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
+
+
+# --- the stack ------------------------------------------------------------------------------------
+
+
+class Stack:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.postgres = Postgres(root / "postgres")
+        self.redis = RedisServer(root / "redis", appendonly=False)
+        self.kafka = KafkaBroker(root / "kafka")
+        self.mock_port = free_port()
+        self._mock: subprocess.Popen[bytes] | None = None
+        self.dsn = ""
+
+    @property
+    def mock_url(self) -> str:
+        return f"http://127.0.0.1:{self.mock_port}"
+
+    def start(self) -> None:
+        self.postgres.start()
+        self.redis.start()
+        self.kafka.start()
+        log = (self.root / "mockapi.log").open("wb")
+        self._mock = subprocess.Popen(
+            [sys.executable, "-m", "mockapi", "--port", str(self.mock_port), "--scenario", "demo"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_until(lambda: port_open(self.mock_port), timeout_s=15, what="mockapi", log=self.root / "mockapi.log")
+        self.dsn = self.postgres.dsn
+
+    def stop(self) -> None:
+        if self._mock is not None:
+            self._mock.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._mock.wait(10)
+        for server in (self.kafka, self.redis, self.postgres):
+            with contextlib.suppress(Exception):
+                server.stop()
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_", "KAFKA_", "WORKER_"))}
+        env.update(self.redis.env())
+        env.update(self.kafka.env())
+        env.update(
+            {
+                "DATABASE_URL": self.dsn,
+                "SECRETS_ENCRYPTION_KEYS": SECRET_KEY,
+                "EGRESS_ALLOWLIST": "127.0.0.1",
+                "WORKER_METRICS_PORT": "0",
+                "SCHEDULER_METRICS_PORT": "0",
+                "LOG_LEVEL": "info",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(overrides)
+        return env
+
+
+@contextlib.contextmanager
+def processes(stack: Stack, module: str, count: int, **overrides: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs = []
+    for index in range(count):
+        log = (stack.root / f"{module}-{index}-{uuid.uuid4().hex[:4]}.log").open("wb")
+        env = stack.env(REDIS_STREAMS_CONSUMER_NAME=f"{module}-{index}", **overrides)
+        procs.append(
+            subprocess.Popen([sys.executable, "-m", module], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        )
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+# --- seeding ----------------------------------------------------------------------------------------
+
+
+async def reset(sessions: async_sessionmaker[AsyncSession], redis: Redis) -> None:
+    async with sessions.begin() as session:
+        await session.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+    await redis.flushdb()
+
+
+async def seed(
+    sessions: async_sessionmaker[AsyncSession], base_url: str, *, plans: int, configs: int,
+    wait_seconds: int | None, path: str = "/health",
+) -> tuple[list[tuple[uuid.UUID, str]], list[uuid.UUID]]:  # fmt: skip
+    box = SecretBox([SECRET_KEY])
+    async with sessions.begin() as session:
+        integration = await integrations_repo.create(session, TENANT, IntegrationInput(name="bench"))
+        made_plans = []
+        for index in range(plans):
+            plan = await plans_repo.create(
+                session, TENANT,
+                PlanInput(
+                    key=f"plan-{index}",
+                    definition={"key": f"plan-{index}", "step": {"url": "{config.base_url}" + path, "method": "GET"}},
+                    integration_name="bench", wait_seconds=wait_seconds, enabled=wait_seconds is not None,
+                ),
+            )  # fmt: skip
+            made_plans.append((plan.id, plan.key))
+        made_configs = []
+        for index in range(configs):
+            config = await configs_repo.create(
+                session, TENANT,
+                ConfigInput(integration_id=integration.id, name=f"cfg-{index}", values={"base_url": base_url}, enabled=True),
+                secrets=box,
+            )  # fmt: skip
+            made_configs.append(config.id)
+    return made_plans, made_configs
+
+
+async def xact_commits(dsn: str) -> int:
+    url = make_url(dsn)
+    conn = await asyncpg.connect(host=url.host, port=url.port, user=url.username, database=url.database)
+    try:
+        return int(await conn.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"))
+    finally:
+        await conn.close()
+
+
+async def consumers_ready(redis: Redis, count: int) -> bool:
+    try:
+        found = await redis.xinfo_consumers(NAMES.stream, NAMES.group)
+    except Exception:
+        return False
+    return len(found) >= count
+
+
+# --- the worker case --------------------------------------------------------------------------------
+
+
+async def worker_case(
+    stack: Stack, *, case: str, workers: int, executions: int, pairs: int, concurrency: int, timeout_s: float,
+    profile: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    engine = create_async_engine(stack.dsn, pool_size=4)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    redis = Redis.from_url(stack.redis.url)
+    try:
+        await reset(sessions, redis)
+        plans, configs = await seed(sessions, stack.mock_url, plans=1, configs=pairs, wait_seconds=None)
+        plan_id, plan_key = plans[0]
+        rows = [
+            {
+                "tenant_id": TENANT, "id": uuid.uuid4(), "plan_key": plan_key, "plan_id": plan_id,
+                "config_id": configs[i % len(configs)], "integration": "bench", "kind": "plan",
+                "trigger": "manual", "status": "queued",
+            }  # fmt: skip
+            for i in range(executions)
+        ]
+        async with sessions.begin() as session:
+            await session.execute(insert(Execution), rows)
+        envelopes = [
+            Envelope(job_id=str(r["id"]), tenant_id=TENANT, plan_key=plan_key, config_id=str(r["config_id"]), trigger="manual")
+            for r in rows
+        ]  # fmt: skip
+        overrides = {"WORKER_CONCURRENCY": str(concurrency), "JOB_MAX_ATTEMPTS": "3"}
+        with processes(stack, "worker", workers, **overrides) as procs:
+            deadline = time.monotonic() + 60
+            while not await consumers_ready(redis, workers):
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError("workers did not start (see logs in the stack directory)")
+                await asyncio.sleep(0.1)
+            commits_before = await xact_commits(stack.dsn)
+            profiler = _start_profiler(profile, procs[0].pid)
+            started = time.perf_counter()
+            for start in range(0, len(envelopes), 1000):
+                async with redis.pipeline(transaction=False) as pipe:
+                    for envelope in envelopes[start : start + 1000]:
+                        queue_push(pipe, NAMES, envelope)
+                    await pipe.execute()
+            done = 0
+            async with engine.connect() as conn:
+                while True:
+                    done = int(
+                        await conn.scalar(text("SELECT count(*) FROM executions WHERE status IN ('success', 'failed')"))
+                        or 0
+                    )
+                    await conn.commit()
+                    if done >= executions or time.perf_counter() - started > timeout_s:
+                        break
+                    await asyncio.sleep(0.05)
+            wall = time.perf_counter() - started
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(30)
+            commits = await xact_commits(stack.dsn) - commits_before
+        async with sessions.begin() as session:
+            by_status = dict((await session.execute(text("SELECT status, count(*) FROM executions GROUP BY 1"))).all())
+            stats = (await session.execute(text("SELECT sum(success_count), count(*) FROM plan_statistics"))).one()
+        return {
+            "contender": NAME, "case": case, "workers": workers, "concurrency": concurrency,
+            "executions": executions, "pairs": pairs, "completed": done, "wall_s": round(wall, 3),
+            "executions_per_s": round(done / wall, 1), "db_commits_per_execution": round(commits / max(done, 1), 2),
+            "statuses": by_status, "statistics_success_total": int(stats[0] or 0), "ok": done >= executions,
+        }  # fmt: skip
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def _start_profiler(out: str | None, pid: int) -> subprocess.Popen[bytes] | None:
+    if not out:
+        return None
+    py_spy = Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen([str(py_spy), "record", "-p", str(pid), "-o", out, "-f", "speedscope", "-r", "200"])
+
+
+# --- the scheduler case -----------------------------------------------------------------------------
+
+
+async def scheduler_case(stack: Stack, *, pairs: int, lead_s: float, timeout_s: float) -> dict[str, Any]:
+    engine = create_async_engine(stack.dsn, pool_size=2)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    redis = Redis.from_url(stack.redis.url)
+    wait_seconds = 60
+    try:
+        await reset(sessions, redis)
+        plan_count = 100 if pairs >= 100 else 1
+        plans, configs = await seed(
+            sessions, stack.mock_url, plans=plan_count, configs=pairs // plan_count, wait_seconds=wait_seconds
+        )
+        # One finished run per pair that started wait_seconds - lead_s ago: all due at one instant.
+        async with sessions.begin() as session:
+            due_at = await session.scalar(text("SELECT now() + make_interval(secs => :lead)"), {"lead": lead_s})
+            assert due_at is not None
+            last = due_at - timedelta(seconds=wait_seconds)
+            rows = [
+                {
+                    "tenant_id": TENANT, "id": uuid.uuid4(), "plan_key": key, "plan_id": pid, "config_id": cid,
+                    "integration": "bench", "kind": "plan", "trigger": "schedule", "status": "success",
+                    "created_at": last, "started_at": last, "finished_at": last, "enqueued_at": last,
+                }  # fmt: skip
+                for pid, key in plans
+                for cid in configs
+            ]
+            for start in range(0, len(rows), 2000):
+                await session.execute(insert(Execution), rows[start : start + 2000])
+        async with engine.connect() as conn:
+            await conn.execute(text("ANALYZE executions"))
+            await conn.commit()
+        with processes(stack, "scheduler", 1, SCHEDULER_POLL_INTERVAL="30s") as procs:
+            while True:
+                remaining = (due_at - await _db_now(engine)).total_seconds()
+                if remaining <= 0:
+                    break
+                if procs[0].poll() is not None:
+                    raise RuntimeError("scheduler exited")
+                await asyncio.sleep(min(remaining, 0.05))
+            started = time.perf_counter()  # the due time, on this process' clock
+            count = 0
+            while time.perf_counter() - started < timeout_s:
+                count = int(await redis.xlen(NAMES.stream))
+                if count >= len(rows):
+                    break
+                await asyncio.sleep(0.02)
+            elapsed = time.perf_counter() - started
+        return {
+            "contender": NAME, "case": "scheduler", "pairs": len(rows), "in_stream": count,
+            "due_to_all_in_stream_s": round(elapsed, 3), "ok": count >= len(rows),
+        }  # fmt: skip
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+async def _db_now(engine: Any) -> Any:
+    async with engine.connect() as conn:
+        return await conn.scalar(text("SELECT clock_timestamp()"))
+
+
+# --- main ---------------------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace, stack: Stack) -> int:
+    await upgrade_head_async(stack.dsn)
+    only = set(args.only.split(","))
+    failed = False
+    worker_counts = [int(n) for n in args.workers.split(",")]
+    cases = []
+    if "worker" in only:
+        cases += [("worker", n, args.pairs) for n in worker_counts]
+    if "single" in only:
+        cases += [("single", n, 1) for n in worker_counts]
+    for case, workers, pairs in cases:
+        result = await worker_case(
+            stack, case=case, workers=workers, executions=args.executions, pairs=pairs,
+            concurrency=args.concurrency, timeout_s=args.timeout,
+            profile=args.profile if workers == 1 and case == "worker" else None,
+        )  # fmt: skip
+        print(json.dumps(result), flush=True)
+        failed |= not result["ok"]
+    if "scheduler" in only:
+        result = await scheduler_case(stack, pairs=args.scheduler_pairs, lead_s=8.0, timeout_s=args.timeout)
+        print(json.dumps(result), flush=True)
+        failed |= not result["ok"]
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.contenders.orchid_worker", description=__doc__)
+    parser.add_argument("--executions", type=int, default=3000)
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--workers", default="1,2", help="worker process counts to run, e.g. 1,2")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--scheduler-pairs", type=int, default=10_000)
+    parser.add_argument("--only", default="worker,single,scheduler")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--profile", help="py-spy speedscope output for the 1-worker run")
+    parser.add_argument("--keep", action="store_true", help="keep the stack directory (logs)")
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="orchid-worker-bench-"))
+    stack = Stack(root)
+    try:
+        stack.start()
+        return asyncio.run(run(args, stack))
+    finally:
+        stack.stop()
+        if args.keep:
+            print(f"stack directory kept: {root}", file=sys.stderr)
+        else:
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
