@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,20 @@ def prepare_peers(contenders: list[Contender]) -> tuple[list[Contender], dict[st
 
 
 @contextlib.contextmanager
+def orchid_stack(contenders: list[Contender], root: Path) -> Iterator[list[Contender]]:
+    """One whole Orchid stack for every contender that needs it; they get its addresses as
+    options["stack"] (bench.contenders.orchid_e2e)."""
+    if not any(c.needs_stack for c in contenders):
+        yield contenders
+        return
+    from bench.contenders.orchid_e2e import running_stack
+
+    print("bench: starting an Orchid stack (Postgres, Redis, Kafka, server, Envoy, worker)", file=sys.stderr)
+    with running_stack(root) as facts:
+        yield [replace(c, options={**c.options, "stack": facts}) if c.needs_stack else c for c in contenders]
+
+
+@contextlib.contextmanager
 def kafka_broker(needed: bool, root: Path) -> Iterator[str | None]:
     if not needed:
         yield None
@@ -103,6 +117,8 @@ def run_all(
             for contender in contenders:
                 if contender.scenarios is not None and scenario.name not in contender.scenarios:
                     continue
+                if contender.max_runs is not None and rep > contender.max_runs:
+                    continue
                 result = run_once(
                     contender, scenario, rep=rep, python=python_for(contender, pythons), base_url=base_url,
                     bootstrap=bootstrap, timeout_s=RUN_TIMEOUT_S[args.mode],
@@ -110,6 +126,12 @@ def run_all(
                 runs.append(result)
                 _progress(result, args.runs)
     return runs
+
+
+def _taking_part(contenders: list[Contender], scenarios: list[Scenario]) -> list[Contender]:
+    """The contenders with at least one selected scenario (no stack for a mock-only run)."""
+    names = {s.name for s in scenarios}
+    return [c for c in contenders if c.scenarios is None or c.scenarios & names]
 
 
 def _progress(r: RunResult, total: int) -> None:
@@ -142,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             ceiling = (
                 measure_ceiling(mock.base_url, args.ceiling_seconds) if args.ceiling_seconds > 0 else None
             )
-            runs = run_all(args, contenders, scenarios, pythons, mock.base_url, bootstrap)
+            with orchid_stack(_taking_part(contenders, scenarios), root) as ready:
+                runs = run_all(args, ready, scenarios, pythons, mock.base_url, bootstrap)
     summaries = summarize(runs, contenders, scenarios)
     doc: dict[str, Any] = {
         "schema": 1,

@@ -20,6 +20,22 @@ ENGINE_EMITTING = "orchid_engine_kafka"
 RSS_LIMIT_MB = 300.0
 RSS_TARGET_ITEMS = 100_000
 
+# Stack scenarios (bench.contenders.api_latency / orchid_e2e / limiter): their figures are in each
+# run's raw result; a summary keeps the median (and the min, as "<name>_min") of these.
+METRIC_KEYS = (
+    "p50_ms", "p90_ms", "p99_ms", "max_ms", "rps", "achieved_rate", "achieved_ratio", "configured_rate",
+    "max_in_any_window", "span_s", "trigger_s", "last_message_s",
+)  # fmt: skip
+API_DIRECT, API_ENVOY_GRPC, API_ENVOY_REST = "api_direct_grpc", "api_envoy_grpc", "api_envoy_rest"
+ENGINE_OFF, ENGINE_REDIS_LIMIT, LIMITER_ACCURACY, E2E = (
+    "orchid_engine_off", "orchid_engine_redis_limit", "limiter_accuracy", "orchid_e2e",
+)  # fmt: skip
+ENVOY_OVERHEAD_MS = 1.0
+REST_VS_GRPC = 1.2
+LIMITER_OVERHEAD_MIN = 0.85
+ACCURACY_RANGE = (0.9, 1.0)
+ACCURACY_TARGET_S = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class Summary:
@@ -36,6 +52,8 @@ class Summary:
     vs_baseline: float | None  # bare aiohttp median / this median: 1.0 = as fast as the ceiling
     vs_ideal: float | None  # median / the scenario's ideal wall time
     error: str | None
+    # Median (and "<key>_min") over the runs of each METRIC_KEYS figure the contender reported.
+    metrics: dict[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +104,18 @@ def _summary(
         vs_baseline=base / median if base and median else None,
         vs_ideal=median / ideal if median and ideal else None,
         error=next((r.error for r in runs if r.error), None),
+        metrics=_metrics(good),
     )
+
+
+def _metrics(runs: Sequence[RunResult]) -> dict[str, float] | None:
+    out: dict[str, float] = {}
+    for key in METRIC_KEYS:
+        values = [float(r.raw[key]) for r in runs if isinstance(r.raw.get(key), int | float)]
+        if values:
+            out[key] = statistics.median(values)
+            out[f"{key}_min"] = min(values)
+    return out or None
 
 
 def _find(summaries: Sequence[Summary], contender: str, scenario: str) -> Summary | None:
@@ -121,6 +150,62 @@ def evaluate_targets(summaries: Sequence[Summary], scenarios: Sequence[Scenario]
             Target("engine fan-out wall time (emission on) vs ideal", "<= 1.3x", "not measured", "N/A")
         )
     targets.append(_rss_target(summaries, scenarios))
+    targets += _stack_targets(summaries, scenarios)
+    return targets
+
+
+def _metric(summary: Summary | None, key: str) -> float | None:
+    return summary.metrics.get(key) if summary and summary.metrics else None
+
+
+def _stack_targets(summaries: Sequence[Summary], scenarios: Sequence[Scenario]) -> list[Target]:
+    """GetPlan latency through Envoy, and the shared limiter's overhead and accuracy."""
+    latency = next((s for s in scenarios if s.measure == "latency"), None)
+    at = f" (c={latency.concurrency})" if latency else ""
+    direct = _metric(_find(summaries, API_DIRECT, "api_latency"), "p50_ms")
+    envoy = _metric(_find(summaries, API_ENVOY_GRPC, "api_latency"), "p50_ms")
+    rest = _metric(_find(summaries, API_ENVOY_REST, "api_latency"), "p50_ms")
+    name = f"Envoy's addition to GetPlan p50, gRPC{at}"
+    goal = f"<= {ENVOY_OVERHEAD_MS:g} ms"
+    if direct is not None and envoy is not None:
+        added = envoy - direct
+        figure = f"{added:+.2f} ms ({envoy:.2f} through Envoy - {direct:.2f} direct)"
+        targets = [Target(name, goal, figure, "PASS" if added <= ENVOY_OVERHEAD_MS else "MISS")]
+    else:
+        targets = [Target(name, goal, "not measured", "N/A")]
+    name, goal = f"GetPlan p50, REST vs gRPC through Envoy{at}", f"<= {REST_VS_GRPC:g}x"
+    if rest is not None and envoy:
+        ratio = rest / envoy
+        figure = f"{ratio:.2f}x ({rest:.2f} / {envoy:.2f} ms)"
+        targets.append(Target(name, goal, figure, "PASS" if ratio <= REST_VS_GRPC else "MISS"))
+    else:
+        targets.append(Target(name, goal, "not measured", "N/A"))
+    limited, free = _find(summaries, ENGINE_REDIS_LIMIT, "seq"), _find(summaries, ENGINE_OFF, "seq")
+    name, goal = (
+        "engine seq with a generous shared (Redis) limit vs no limits",
+        f">= {LIMITER_OVERHEAD_MIN:g}x",
+    )
+    if limited and free and limited.median_s and free.median_s:
+        ratio = free.median_s / limited.median_s
+        status = "PASS" if ratio >= LIMITER_OVERHEAD_MIN else "MISS"
+        targets.append(
+            Target(name, goal, f"{ratio:.2f}x ({limited.median_s:.3f} s vs {free.median_s:.3f} s)", status)
+        )
+    else:
+        targets.append(Target(name, goal, "not measured", "N/A"))
+    accuracy = _find(summaries, LIMITER_ACCURACY, "limiter_accuracy")
+    low, high = ACCURACY_RANGE
+    name, goal = "shared limit accuracy: achieved / configured rate, 3 processes", f"{low:g} to {high:g}"
+    ratio = _metric(accuracy, "achieved_ratio")
+    span = _metric(accuracy, "span_s")
+    if ratio is not None and accuracy is not None:
+        peak = _metric(accuracy, "max_in_any_window")
+        figure = f"{ratio:.3f} over {span or 0:.0f} s, at most {peak or 0:.0f} calls in any 1 s window"
+        if span is not None and span < ACCURACY_TARGET_S * 0.9:
+            figure += " (quick mode: the issue's minute is full mode)"
+        targets.append(Target(name, goal, figure, "PASS" if low <= ratio <= high else "MISS"))
+    else:
+        targets.append(Target(name, goal, "not measured", "N/A"))
     return targets
 
 
@@ -202,13 +287,107 @@ def _preamble(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _latency_section(scenario: Scenario, rows: list[Summary]) -> list[str]:
+    lines = [
+        f"### `{scenario.name}`: GetPlan at concurrency {scenario.concurrency}, {scenario.calls:,} timed calls "
+        f"per run after {scenario.warmup:,} warm-up calls",
+        "",
+        "One load-generator process per path (uvloop; grpc.aio, or aiohttp with keep-alive and "
+        f"{scenario.concurrency} connections) against one plan of a real `python -m server` behind Envoy. "
+        "The server, Envoy, the load generator (and the idle worker and scheduler) share the "
+        "machine's cores; nothing is pinned. At a fixed concurrency the p50 is mostly queueing: "
+        "about concurrency / throughput.",
+        "",
+        "| Path | runs | p50 ms (min) | p50 ms (median) | p90 ms | p99 ms | max ms | calls/s | |",
+        "| --- | --: | --: | --: | --: | --: | --: | --: | --- |",
+    ]
+    for s in rows:
+        mt = s.metrics or {}
+        runs = f"{s.runs} (+{s.failed} failed)" if s.failed else str(s.runs)
+        cells = [
+            s.label, runs, _fmt(mt.get("p50_ms_min"), ".2f"), _fmt(mt.get("p50_ms"), ".2f"),
+            _fmt(mt.get("p90_ms"), ".2f"), _fmt(mt.get("p99_ms"), ".2f"), _fmt(mt.get("max_ms"), ".1f"),
+            _fmt(mt.get("rps"), ",.0f"), "ok" if s.verified else ("FAILED" if s.runs == 0 else "NO"),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _accuracy_section(scenario: Scenario, rows: list[Summary]) -> list[str]:
+    lines = [
+        f"### `{scenario.name}`: {scenario.pages} engine processes, {scenario.items:,} detail calls behind "
+        "one shared Redis limit",
+        "",
+        "Each process fans out (concurrency "
+        f"{scenario.concurrency}) over its {scenario.per_page:,} items; the limit is per endpoint, shared "
+        "by all. Achieved rate = (calls - R) / (last start - R-th start) over the merged start times, "
+        "so the first window's burst does not count.",
+        "",
+        "| Contender | runs | configured /s | achieved /s | achieved / configured | most in any window | span s | |",
+        "| --- | --: | --: | --: | --: | --: | --: | --- |",
+    ]
+    for s in rows:
+        mt = s.metrics or {}
+        cells = [
+            s.label, str(s.runs), _fmt(mt.get("configured_rate"), ".0f"), _fmt(mt.get("achieved_rate"), ".1f"),
+            _fmt(mt.get("achieved_ratio"), ".3f"), _fmt(mt.get("max_in_any_window"), ".0f"),
+            _fmt(mt.get("span_s"), ".1f"), "ok" if s.verified else ("FAILED" if s.runs == 0 else "NO"),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _e2e_section(summaries: list[Summary]) -> list[str]:
+    """Orchid end to end next to the in-process engine, per scenario both ran."""
+    rows = []
+    for e2e in (s for s in summaries if s.contender == E2E and s.median_s):
+        kafka = next(
+            (s for s in summaries if s.contender == ENGINE_EMITTING and s.scenario == e2e.scenario), None
+        )
+        off = next((s for s in summaries if s.contender == ENGINE_OFF and s.scenario == e2e.scenario), None)
+        assert e2e.median_s is not None
+        ratio_kafka = e2e.median_s / kafka.median_s if kafka and kafka.median_s else None
+        ratio_off = e2e.median_s / off.median_s if off and off.median_s else None
+        mt = e2e.metrics or {}
+        cells = [
+            f"`{e2e.scenario}`", f"{e2e.median_s:.3f}", _fmt(mt.get("trigger_s"), ".3f"),
+            _fmt(kafka.median_s if kafka else None, ".3f"), _fmt(ratio_kafka, ".2f", "x"),
+            _fmt(off.median_s if off else None, ".3f"), _fmt(ratio_off, ".2f", "x"),
+        ]  # fmt: skip
+        rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "### Orchid end to end vs the in-process engine",
+        "",
+        "End to end: TriggerPlan (gRPC through Envoy) -> Redis stream -> `python -m worker` -> the mock "
+        "-> Kafka, until a consumer has read the execution's last api-responses message and "
+        "GetExecution says success. Median seconds.",
+        "",
+        "| Scenario | end to end | of which TriggerPlan | engine, emission to Kafka | e2e / engine | "
+        "engine, emission off | e2e / engine off |",
+        "| --- | --: | --: | --: | --: | --: | --: |",
+        *rows,
+        "",
+    ]
+
+
 def render_markdown(doc: dict[str, Any]) -> str:
     lines = _preamble(doc)
+    summaries = [Summary(**s) for s in doc["summaries"]]
     for row in doc["scenarios"]:
         scenario = Scenario(**row)
+        mine = [s for s in summaries if s.scenario == scenario.name]
+        if scenario.measure == "latency":
+            lines += _latency_section(scenario, mine)
+            continue
+        if scenario.measure == "accuracy":
+            lines += _accuracy_section(scenario, mine)
+            continue
         lines += [f"### {_scenario_title(scenario)}", "", *_TABLE_HEAD]
-        lines += [_row(Summary(**s)) for s in doc["summaries"] if s["scenario"] == scenario.name]
+        lines += [_row(s) for s in mine]
         lines.append("")
+    lines += _e2e_section(summaries)
     lines += ["### Targets", "", "| Target | Goal | Figure | |", "| --- | --- | --- | --- |"]
     lines += [f"| {t['name']} | {t['goal']} | {t['figure']} | {t['status']} |" for t in doc["targets"]]
     if doc.get("not_wired"):

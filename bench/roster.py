@@ -22,35 +22,58 @@ class Contender:
     # Scenarios it runs; None: all. The 100k fan-out measures Orchid's memory, so the slow
     # contenders sit it out (dlt / Airbyte / httpx would take minutes per run there).
     scenarios: frozenset[str] | None = None
+    # Runs against a whole Orchid stack (devstack.stack.Stack, started once per bench run): the
+    # harness passes its addresses as options["stack"] (bench.contenders.orchid_e2e.StackFacts).
+    needs_stack: bool = False
+    # Caps --runs for a contender whose one run is long (the minute-long limiter accuracy run).
+    max_runs: int | None = None
 
 
 _FAST_SCENARIOS = frozenset({"seq", "fanout"})
+# The mock-API scenarios; api_latency and limiter_accuracy have contenders of their own.
+_MOCK_SCENARIOS = frozenset({"seq", "fanout", "fanout_big"})
+_LATENCY = "bench.contenders.api_latency"
 
 CONTENDERS: tuple[Contender, ...] = (
-    Contender("bare_aiohttp", "bare aiohttp + uvloop", "bench.contenders.bare_aiohttp", "ceiling"),
+    Contender("bare_aiohttp", "bare aiohttp + uvloop", "bench.contenders.bare_aiohttp", "ceiling",
+              scenarios=_MOCK_SCENARIOS),
     Contender("bare_httpx", "bare httpx.AsyncClient", "bench.contenders.bare_httpx", "ceiling",
               scenarios=_FAST_SCENARIOS),
     Contender("bare_httpx_aiohttp", "bare httpx + httpx-aiohttp transport",
               "bench.contenders.bare_httpx_aiohttp", "ceiling", scenarios=_FAST_SCENARIOS),
     Contender("orchid_engine_off", "Orchid engine, emission off", "bench.contenders.orchid_engine", "orchid",
-              options={"emission": "off"}),
+              options={"emission": "off"}, scenarios=_MOCK_SCENARIOS),
     Contender("orchid_engine_kafka", "Orchid engine, emission to Kafka", "bench.contenders.orchid_engine",
-              "orchid", options={"emission": "kafka"}, needs_kafka=True),
+              "orchid", options={"emission": "kafka"}, needs_kafka=True, scenarios=_MOCK_SCENARIOS),
     Contender("dlt_rest_api", "dlt rest_api (extract only)", "bench.contenders.dlt_rest_api", "peer",
               venv="dlt", scenarios=_FAST_SCENARIOS),
     Contender("airbyte_lowcode", "Airbyte low-code CDK", "bench.contenders.airbyte_lowcode", "peer",
               venv="airbyte", scenarios=_FAST_SCENARIOS),
+    # GetPlan latency (bench.contenders.api_latency): one load-generator process per path.
+    Contender("api_direct_grpc", "GetPlan, gRPC direct to the server", _LATENCY, "orchid",
+              options={"path": "direct_grpc"}, scenarios=frozenset({"api_latency"}), needs_stack=True),
+    Contender("api_envoy_grpc", "GetPlan, gRPC through Envoy", _LATENCY, "orchid",
+              options={"path": "envoy_grpc"}, scenarios=frozenset({"api_latency"}), needs_stack=True),
+    Contender("api_envoy_rest", "GetPlan, REST through Envoy", _LATENCY, "orchid",
+              options={"path": "envoy_rest"}, scenarios=frozenset({"api_latency"}), needs_stack=True),
+    # TriggerPlan through Envoy -> scheduler's queue -> worker -> mock API -> Kafka, read back.
+    Contender("orchid_e2e", "Orchid end to end (Envoy -> worker -> Kafka)", "bench.contenders.orchid_e2e",
+              "orchid", scenarios=_FAST_SCENARIOS, needs_stack=True),
+    # The shared (Redis) limiter: a generous plan limit on seq, and a real limit shared by 3 processes.
+    Contender("orchid_engine_redis_limit", "Orchid engine, emission off, generous Redis limit",
+              "bench.contenders.limiter", "orchid", options={"mode": "overhead"},
+              scenarios=frozenset({"seq"}), needs_stack=True),
+    Contender("limiter_accuracy", "Redis limiter, 3 engine processes, one shared limit",
+              "bench.contenders.limiter", "orchid", options={"mode": "accuracy"},
+              scenarios=frozenset({"limiter_accuracy"}), needs_stack=True, max_runs=1),
 )  # fmt: skip
 
 BASELINE = "bare_aiohttp"
 
 # Named by the issue, not measurable yet; the report lists them so the gap is visible.
 NOT_WIRED: dict[str, str] = {
-    "orchid_e2e": "Orchid end to end (scheduler -> Redis stream -> worker -> Kafka): later",
     "worker_executions_per_s": "worker executions/s: later",
     "scheduler_enqueue": "scheduler enqueue rate: later",
-    "limiter_overhead": "rate-limiter overhead and accuracy: later",
-    "getplan_envoy": "GetPlan latency through Envoy: later",
 }
 
 

@@ -11,7 +11,16 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-__all__ = ["SCENARIOS", "Scenario", "scenario_from_json", "scenarios_for"]
+__all__ = [
+    "LIMITER_CONCURRENCY",
+    "LIMITER_PROCESSES",
+    "LIMITER_RATE",
+    "SCENARIOS",
+    "Scenario",
+    "limiter_accuracy",
+    "scenario_from_json",
+    "scenarios_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +35,12 @@ class Scenario:
     fanout: bool = False
     concurrency: int = 50
     latency_ms: int = 0
-    # What the scenario is for: "throughput" (wall time) or "memory" (peak RSS).
+    # What the scenario is for: "throughput" (wall time), "memory" (peak RSS), "latency" (per-call
+    # p50 / p99 of an Orchid RPC) or "accuracy" (a shared rate limit's achieved rate).
     measure: str = "throughput"
+    # "latency" only: calls timed per run, after ``warmup`` untimed ones (``concurrency`` in flight).
+    calls: int = 0
+    warmup: int = 0
 
     @property
     def items(self) -> int:
@@ -53,10 +66,33 @@ def scenario_from_json(text: str) -> Scenario:
     return Scenario(**json.loads(text))
 
 
+# The shared-limit accuracy run: requests/s the limit allows (LIMITER_RATE per 1 s window), and
+# the engine processes sharing it, each fanning out LIMITER_CONCURRENCY at a time.
+LIMITER_RATE = 100
+LIMITER_PROCESSES = 3
+LIMITER_CONCURRENCY = 20
+
 _SEQ_FULL = Scenario("seq", pages=2000, per_page=50)
 _FANOUT = Scenario("fanout", pages=50, per_page=20, fanout=True, concurrency=50, latency_ms=20)
 # Peak RSS of a long fan-out: 100 list pages of 1,000 items, one detail call per item.
 _BIG_FULL = Scenario("fanout_big", pages=100, per_page=1000, fanout=True, concurrency=50, measure="memory")
+
+# GetPlan through a real Orchid stack (bench.contenders.api_latency): no mock pages at all.
+_LATENCY_QUICK = Scenario("api_latency", pages=0, per_page=0, concurrency=50, measure="latency",
+                          calls=1500, warmup=300)  # fmt: skip
+_LATENCY_FULL = Scenario("api_latency", pages=0, per_page=0, concurrency=50, measure="latency",
+                         calls=20_000, warmup=2000)  # fmt: skip
+
+
+def limiter_accuracy(
+    seconds: int, *, rate: int = LIMITER_RATE, processes: int = LIMITER_PROCESSES
+) -> Scenario:
+    """``processes`` engine processes, each one list page then a fan-out of detail calls, all behind
+    one shared ``rate``/s limit: sized so that the detail calls take ``seconds`` at that rate."""
+    per_process = rate * seconds // processes
+    return Scenario("limiter_accuracy", pages=processes, per_page=per_process, fanout=True,
+                    concurrency=LIMITER_CONCURRENCY, measure="accuracy")  # fmt: skip
+
 
 # Quick mode keeps the fan-out as is and shortens the rest: 400 sequential pages, and a 10,000-item
 # memory run (the 100,000-item figure, and its target, come from full mode: ~35 s a run for Orchid).
@@ -67,8 +103,17 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "fanout_big": Scenario(
             "fanout_big", pages=10, per_page=1000, fanout=True, concurrency=50, measure="memory"
         ),
+        "api_latency": _LATENCY_QUICK,
+        # 15 s in quick mode; the issue's figure is over a minute (full mode).
+        "limiter_accuracy": limiter_accuracy(15),
     },
-    "full": {"seq": _SEQ_FULL, "fanout": _FANOUT, "fanout_big": _BIG_FULL},
+    "full": {
+        "seq": _SEQ_FULL,
+        "fanout": _FANOUT,
+        "fanout_big": _BIG_FULL,
+        "api_latency": _LATENCY_FULL,
+        "limiter_accuracy": limiter_accuracy(60),
+    },  # fmt: skip
 }
 
 

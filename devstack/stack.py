@@ -1,7 +1,11 @@
 """The whole local topology in one object: servers from pip binaries, then Orchid's processes.
 
+start(): PostgreSQL, Redis, Kafka (Tansu), migrations, ``python -m server``, Envoy, the demo API
+(``python -m mockapi --scenario demo``), ``python -m scheduler`` and ``python -m worker``.
+stop(): worker first (SIGTERM: it drains), then scheduler, demo API, server, Envoy and the servers.
+
 ``make dev`` runs it in the foreground (devstack/__main__.py); end-to-end tests and the benchmark
-start it on free ports. Everything binds 127.0.0.1; stop() tears down in reverse order.
+start it on free ports. Everything binds 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -31,14 +35,17 @@ class Ports:
     kafka: int
     server_metrics: int
     envoy_admin: int
+    demo_api: int
+    worker_metrics: int
+    scheduler_metrics: int
 
     @classmethod
     def fixed(cls) -> Ports:
         """Stable ports for `make dev`, so the README's commands work when pasted.
 
         ORCHID_DEV_PORT moves Envoy (the one port users type); ORCHID_DEV_<NAME>_PORT moves
-        the others (GRPC, POSTGRES, REDIS, KAFKA, METRICS, ENVOY_ADMIN), e.g. for a second
-        stack next to a running one."""
+        the others (GRPC, POSTGRES, REDIS, KAFKA, METRICS, ENVOY_ADMIN, DEMO, WORKER_METRICS,
+        SCHEDULER_METRICS), e.g. for a second stack next to a running one."""
         return cls(
             envoy=_env_port("ORCHID_DEV_PORT", 8080),
             grpc=_env_port("ORCHID_DEV_GRPC_PORT", 50051),
@@ -47,13 +54,16 @@ class Ports:
             kafka=_env_port("ORCHID_DEV_KAFKA_PORT", 59092),
             server_metrics=_env_port("ORCHID_DEV_METRICS_PORT", 9101),
             envoy_admin=_env_port("ORCHID_DEV_ENVOY_ADMIN_PORT", 9901),
+            demo_api=_env_port("ORCHID_DEV_DEMO_PORT", 58080),
+            worker_metrics=_env_port("ORCHID_DEV_WORKER_METRICS_PORT", 9103),
+            scheduler_metrics=_env_port("ORCHID_DEV_SCHEDULER_METRICS_PORT", 9102),
         )
 
     @classmethod
     def free(cls) -> Ports:
-        """Seven distinct free ports (free_port() alone may hand out the same one twice)."""
+        """One distinct free port each (free_port() alone may hand out the same one twice)."""
         ports: list[int] = []
-        while len(ports) < 7:
+        while len(ports) < len(fields(cls)):
             port = free_port()
             if port not in ports:
                 ports.append(port)
@@ -119,6 +129,11 @@ class Stack:
             {
                 "GRPC_LISTEN": f"127.0.0.1:{self.ports.grpc}",
                 "SERVER_METRICS_PORT": str(self.ports.server_metrics),
+                "WORKER_METRICS_PORT": str(self.ports.worker_metrics),
+                "SCHEDULER_METRICS_PORT": str(self.ports.scheduler_metrics),
+                # Demo-friendly: a plan due now runs within seconds, and Ctrl-C stops quickly.
+                "SCHEDULER_POLL_INTERVAL": "5s",
+                "WORKER_SHUTDOWN_GRACE": "10s",
                 "SECRETS_ENCRYPTION_KEYS": _secret_key(self.root),
                 "AUTH_ISSUER_URL": DEV_ISSUER,
                 "AUTH_CLIENT_ID": DEV_AUDIENCE,
@@ -130,6 +145,10 @@ class Stack:
         )
         return env
 
+    @property
+    def demo_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.demo_api}"
+
     def start(self) -> None:
         try:
             self.postgres.start()
@@ -138,6 +157,8 @@ class Stack:
             self.migrate()
             self._start_server()
             self.envoy.start()
+            self._start_demo_api()
+            self._start_background()
         except BaseException:
             self.stop()
             raise
@@ -166,12 +187,39 @@ class Stack:
 
         wait_until(ready, timeout_s=30, what="orchid server", log=server.log_path)
 
+    def _start_process(self, name: str, argv: list[str], ready_port: int, timeout_s: float = 30) -> None:
+        """Start ``argv`` as ``name`` (log: <root>/<name>.log); ready once ``ready_port`` listens."""
+        process = ManagedProcess(name, argv, log_path=self.root / f"{name}.log", env=self.env(), cwd=REPO)
+        process.start()
+        self.processes.append(process)
+
+        def ready() -> bool:
+            process.check_alive()
+            return port_open(ready_port)
+
+        wait_until(ready, timeout_s=timeout_s, what=name, log=process.log_path)
+
+    def _start_demo_api(self) -> None:
+        argv = [sys.executable, "-m", "mockapi", "--port", str(self.ports.demo_api), "--scenario", "demo"]
+        self._start_process("demo-api", argv, self.ports.demo_api)
+
+    def _start_background(self) -> None:
+        """The scheduler and the worker; each is up once its metrics port listens (the worker
+        then connects to Kafka and starts consuming within a second or two)."""
+        self._start_process("scheduler", [sys.executable, "-m", "scheduler"], self.ports.scheduler_metrics)
+        self._start_process("worker", [sys.executable, "-m", "worker"], self.ports.worker_metrics)
+
     def token(self, tenant: str | None = None, *, roles: tuple[str, ...] = ()) -> str:
         return self.keyring.mint(tenant or self.tenant, roles=roles, expires_in=24 * 3600)
 
+    def process(self, name: str) -> ManagedProcess | None:
+        return next((p for p in self.processes if p.name == name), None)
+
     def stop(self) -> None:
+        """Worker (drains within WORKER_SHUTDOWN_GRACE), scheduler, demo API, server, then Envoy
+        and the servers: nothing loses a dependency while it still works."""
         for process in reversed(self.processes):
-            process.stop(timeout_s=35)
+            process.stop(timeout_s=15)
         self.processes.clear()
         self.envoy.stop()
         self.kafka.stop()

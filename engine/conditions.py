@@ -14,7 +14,8 @@ reads (so validation rejects ``confg.base_url``), and evaluates plain dotted pat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import operator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +157,146 @@ def _plain_path(node: Mapping[str, Any]) -> tuple[str, ...] | None:
     return tuple(path)
 
 
+# --- Closures for common expressions -----------------------------------------------------------
+#
+# jmespath's interpreter builds a visitor and dispatches by node type on every search (~10 us for
+# ``prev.body.next_offset || '0'``). The node types below are turned into plain closures once, at
+# compile time, that do exactly what jmespath.visitor.TreeInterpreter does for them; an expression
+# with any other node (functions, filters, multi-selects, ...) keeps the interpreter.
+
+Evaluator = Callable[[Any], Any]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _jp_equals(x: Any, y: Any) -> bool:
+    """jmespath's ==: 0 and 1 never equal false and true."""
+    if _is_number(x) and x in (0, 1):
+        if isinstance(y, bool):
+            return False
+    elif _is_number(y) and y in (0, 1) and isinstance(x, bool):
+        return False
+    return bool(x == y)
+
+
+def _jp_false(value: Any) -> bool:
+    return value == "" or value == [] or value == {} or value is None or value is False
+
+
+_ORDERING: dict[str, Callable[[Any, Any], Any]] = {
+    "lt": operator.lt,
+    "gt": operator.gt,
+    "lte": operator.le,
+    "gte": operator.ge,
+}
+
+
+def _closure(node: Mapping[str, Any]) -> Evaluator | None:  # noqa: C901 - one branch per node type
+    kind = node["type"]
+    children: list[Mapping[str, Any]] = node.get("children", [])
+    if kind == "field":
+        name = node["value"]
+
+        def field_(value: Any) -> Any:
+            try:
+                return value.get(name)
+            except AttributeError:
+                return None
+
+        return field_
+    if kind in ("current", "identity"):
+        return lambda value: value
+    if kind == "literal":
+        constant = node["value"]
+        return lambda _: constant
+    if kind == "index":
+        position = node["value"]
+
+        def index(value: Any) -> Any:
+            if not isinstance(value, list):
+                return None
+            try:
+                return value[position]
+            except IndexError:
+                return None
+
+        return index
+    parts = [_closure(child) for child in children]
+    if any(part is None for part in parts):
+        return None
+    fns: list[Evaluator] = [part for part in parts if part is not None]
+    if kind in ("subexpression", "index_expression") and fns:
+        if len(fns) == 2:
+            first, second = fns
+            return lambda value: second(first(value))
+
+        def chain(value: Any) -> Any:
+            for fn in fns:
+                value = fn(value)
+            return value
+
+        return chain
+    if kind == "projection" and len(fns) == 2:
+        base_of, each = fns
+
+        def projection(value: Any) -> Any:
+            base = base_of(value)
+            if not isinstance(base, list):
+                return None
+            return [result for result in map(each, base) if result is not None]
+
+        return projection
+    if kind == "or_expression" and len(fns) == 2:
+        left, right = fns
+
+        def or_(value: Any) -> Any:
+            matched = left(value)
+            return right(value) if _jp_false(matched) else matched
+
+        return or_
+    if kind == "and_expression" and len(fns) == 2:
+        left, right = fns
+
+        def and_(value: Any) -> Any:
+            matched = left(value)
+            return matched if _jp_false(matched) else right(value)
+
+        return and_
+    if kind == "not_expression" and len(fns) == 1:
+        (inner,) = fns
+
+        def not_(value: Any) -> Any:
+            result = inner(value)
+            if _is_number(result) and result == 0:
+                return False
+            return not result
+
+        return not_
+    if kind == "comparator" and len(fns) == 2:
+        return _comparator(node["value"], fns[0], fns[1])
+    return None
+
+
+def _comparator(op: str, left: Evaluator, right: Evaluator) -> Evaluator | None:
+    if op == "eq":
+        return lambda value: _jp_equals(left(value), right(value))
+    if op == "ne":
+        return lambda value: not _jp_equals(left(value), right(value))
+    compare = _ORDERING.get(op)
+    if compare is None:
+        return None
+
+    def ordering(value: Any) -> Any:
+        a, b = left(value), right(value)
+        if not ((_is_number(a) or isinstance(a, str)) and (_is_number(b) or isinstance(b, str))):
+            return None
+        return compare(a, b)
+
+    return ordering
+
+
 # --- Compiled expressions -------------------------------------------------------------------
 
 
@@ -167,6 +308,7 @@ class Expr:
     roots: frozenset[str]
     _parsed: ParsedResult = field(repr=False, compare=False)
     _path: tuple[str, ...] | None = field(repr=False, compare=False)
+    _closure: Evaluator | None = field(default=None, repr=False, compare=False)
 
     def search(self, variables: Mapping[str, JsonValue]) -> JsonValue:
         """Evaluate against the variables. A missing value is None; a type error is TemplateError."""
@@ -179,6 +321,9 @@ class Expr:
             except AttributeError:  # a list, string or number has no fields, as in JMESPath
                 return None
             return value
+        closure = self._closure
+        if closure is not None:
+            return closure(variables)
         try:
             return self._parsed.search(variables)
         except jmespath_errors.JMESPathError as exc:
@@ -201,7 +346,8 @@ def compile_expr(expression: str) -> Expr:
         raise TemplateError(f"invalid JMESPath {expression!r}: {message}") from exc
     roots: set[str] = set()
     _roots(parsed.parsed, roots)
-    return Expr(expression, frozenset(roots), parsed, _plain_path(parsed.parsed))
+    path = _plain_path(parsed.parsed)
+    return Expr(expression, frozenset(roots), parsed, path, None if path else _closure(parsed.parsed))
 
 
 def _parse_message(exc: jmespath_errors.JMESPathError) -> str:

@@ -54,9 +54,10 @@ class Exchange:
 
 
 def response_variable(response: HttpResponse) -> dict[str, JsonValue]:
+    headers = response.headers
     return {
         "status_code": response.status_code,
-        "headers": dict(response.headers),
+        "headers": headers.copy() if type(headers) is dict else dict(headers),
         "body": response.body,
         "url": response.url,
     }
@@ -80,20 +81,30 @@ def _verdict(
 
 
 def _rules(ex: Execution, step: Step) -> tuple[list[RateLimitRule], float]:
-    specs = step.rate_limits + ex.plan.rate_limits
-    waits = [spec.max_wait_s for spec in specs if spec.max_wait_s is not None]
-    max_wait = min(waits) if waits else ex.limits.rate_limit_max_wait_s
-    return [spec.rule for spec in specs], max_wait
+    cached = ex.step_rules.get(id(step))  # the plan outlives the execution: ids are stable
+    if cached is None:
+        specs = step.rate_limits + ex.plan.rate_limits
+        waits = [spec.max_wait_s for spec in specs if spec.max_wait_s is not None]
+        max_wait = min(waits) if waits else ex.limits.rate_limit_max_wait_s
+        cached = ex.step_rules[id(step)] = ([spec.rule for spec in specs], max_wait)
+    return cached
+
+
+def _subject(ex: Execution, endpoint: str) -> RateLimitSubject:
+    subject = ex.subjects.get(endpoint)
+    if subject is None:
+        meta = ex.meta
+        subject = RateLimitSubject(meta.tenant_id, meta.config_id, meta.plan_key, endpoint, meta.integration)
+        if len(ex.subjects) < 1024:
+            ex.subjects[endpoint] = subject
+    return subject
 
 
 async def _send(
     ex: Execution, step: Step, request: HttpRequest, variables: Mapping[str, JsonValue]
 ) -> HttpResponse:
     rules, max_wait = _rules(ex, step)
-    meta = ex.meta
-    subject = RateLimitSubject(
-        meta.tenant_id, meta.config_id, meta.plan_key, endpoint_of(step, variables), meta.integration
-    )
+    subject = _subject(ex, endpoint_of(step, variables))
     ex.check_deadline()
     # await first, then add: `x += await f()` reads x before awaiting and loses concurrent updates
     waited = await ex.limiter.acquire(rules, subject, max_wait_s=max_wait)

@@ -53,6 +53,7 @@ _DECODE_IN_THREAD_BYTES = 256 * 1024
 _MAX_HEADER_BYTES = 64 * 1024
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
+_HOSTS_CHECKED_MAX = 4096
 
 
 class AiohttpCaller:
@@ -73,6 +74,10 @@ class AiohttpCaller:
         self._max_response_size = max_response_size
         self._max_request_body_size = max_request_body_size
         self._max_redirects = max_redirects
+        # Hosts that passed the egress policy's URL check (a pure function of the host): the
+        # check parses IP literals with ipaddress, ~10 us a request. Resolved addresses are still
+        # checked on every new connection by EgressResolver.
+        self._hosts_checked: set[str] = set()
 
     @classmethod
     def open(cls, limits: ExecutionLimits, egress: EgressSettings) -> AiohttpCaller:
@@ -129,10 +134,15 @@ class AiohttpCaller:
             url = url.extend_query(list(request.params))
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(request.timeout_s):
+            if request.timeout_s is None:
                 status, headers, raw, final_url = await self._follow(
                     request.method.upper(), url, dict(request.headers), body
                 )
+            else:
+                async with asyncio.timeout(request.timeout_s):
+                    status, headers, raw, final_url = await self._follow(
+                        request.method.upper(), url, dict(request.headers), body
+                    )
         except TimeoutError as exc:
             raise RequestTimeoutError(
                 f"{request.method} {url.host} did not complete within {request.timeout_s}s"
@@ -158,7 +168,7 @@ class AiohttpCaller:
     ) -> tuple[int, dict[str, str], bytes, URL]:
         """Send, following up to max_redirects redirects; every hop passes the egress check."""
         for _ in range(self._max_redirects + 1):
-            self._policy.check_url_host(url.raw_host or "")
+            self._check_host(url.raw_host or "")
             status, response_headers, raw = await self._exchange(method, url, headers, body)
             location = response_headers.get("location")
             if status not in _REDIRECT_STATUSES or not location:
@@ -167,6 +177,14 @@ class AiohttpCaller:
             method, body, headers = redirected_request(status, method, body, headers, url, target)
             url = target
         raise RequestError(f"more than {self._max_redirects} redirects, last to {url}")
+
+    def _check_host(self, host: str) -> None:
+        checked = self._hosts_checked
+        if host not in checked:
+            self._policy.check_url_host(host)  # raises EgressDeniedError
+            if len(checked) >= _HOSTS_CHECKED_MAX:
+                checked.clear()
+            checked.add(host)
 
     async def _exchange(
         self, method: str, url: URL, headers: Mapping[str, str], body: bytes | None
@@ -257,11 +275,14 @@ async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
     announced = response.content_length
     # A compressed body's Content-Length is a lower bound only; the streaming check covers it.
     compressed = "content-encoding" in response.headers
-    if announced is not None and announced > limit and not compressed and response.method != "HEAD":
-        response.close()
-        raise ResponseTooLargeError(
-            f"response from {response.url.host} announces {announced} bytes; the limit is {limit}"
-        )
+    if announced is not None and not compressed and response.method != "HEAD":
+        if announced > limit:
+            response.close()
+            raise ResponseTooLargeError(
+                f"response from {response.url.host} announces {announced} bytes; the limit is {limit}"
+            )
+        # aiohttp reads exactly Content-Length bytes of an uncompressed body: within the limit.
+        return await response.read()
     buffer = bytearray()
     async for chunk in response.content.iter_any():
         buffer += chunk

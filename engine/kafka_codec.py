@@ -37,6 +37,7 @@ __all__ = [
     "event_document",
     "message_headers",
     "message_key",
+    "record_framing",
     "response_document",
     "split_record",
 ]
@@ -164,6 +165,11 @@ def encode_json(document: Mapping[str, Any]) -> bytes:
     return orjson.dumps(document, default=_json_default)
 
 
+def record_framing(key: bytes, headers: Headers) -> int:
+    """Bytes a record takes beyond its value: key, headers and room for the record's framing."""
+    return len(key) + sum(len(name) + len(data) for name, data in headers) + _RECORD_OVERHEAD
+
+
 def split_record(
     key: bytes,
     value: bytes,
@@ -171,9 +177,12 @@ def split_record(
     *,
     max_message_bytes: int,
     new_message_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    framing: int | None = None,
 ) -> list[KafkaRecord]:
-    """One record if it fits in ``max_message_bytes`` (uncompressed), else numbered parts."""
-    framing = len(key) + sum(len(name) + len(data) for name, data in headers) + _RECORD_OVERHEAD
+    """One record if it fits in ``max_message_bytes`` (uncompressed), else numbered parts.
+    ``framing`` is ``record_framing(key, headers)`` when the caller has it already."""
+    if framing is None:
+        framing = record_framing(key, headers)
     if len(value) + framing <= max_message_bytes:
         return [KafkaRecord(key, value, headers)]
     message_id = new_message_id()

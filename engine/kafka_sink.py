@@ -33,6 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.codec import has_lz4
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from engine.errors import DependencyUnavailableError, EmitError
 from engine.kafka_codec import (
@@ -43,6 +44,7 @@ from engine.kafka_codec import (
     event_document,
     message_headers,
     message_key,
+    record_framing,
     response_document,
     split_record,
 )
@@ -100,6 +102,7 @@ class KafkaSink:
             max_batch_size=min(_BATCH_BYTES, settings.max_message_bytes),
             # Parts are cut to fit max_message_bytes, so aiokafka's own check never fires on them.
             max_request_size=settings.max_message_bytes,
+            partitioner=KeyHashCache(),
         )
         try:
             await producer.start()
@@ -159,7 +162,12 @@ class KafkaSink:
     # --- shared by both ways of publishing -----------------------------------------------------
 
     async def _records(
-        self, meta: ExecutionMeta, document: dict[str, Any], headers: Headers, key: bytes | None = None
+        self,
+        meta: ExecutionMeta,
+        document: dict[str, Any],
+        headers: Headers,
+        key: bytes | None = None,
+        framing: int | None = None,
     ) -> list[KafkaRecord]:
         if _looks_large(document):
             value = await asyncio.to_thread(encode_json, document)
@@ -170,6 +178,7 @@ class KafkaSink:
             value,
             headers,
             max_message_bytes=self._settings.max_message_bytes,
+            framing=framing,
         )
         if len(records) > 1:
             log.debug("message for %s split into %d parts", meta.execution_id, len(records))
@@ -181,7 +190,14 @@ class KafkaSink:
         or the topic's metadata is unknown."""
         producer = self._producer
         try:
-            async with asyncio.timeout(self._budget_s):
+            if producer.client.cluster.partitions_for_topic(topic) is not None:
+                # The common case: send() waits at most for a full batch to drain, and aiokafka
+                # bounds that wait by request_timeout_ms itself (KafkaTimeoutError).
+                return [
+                    await producer.send(topic, record.value, key=record.key, headers=list(record.headers))
+                    for record in records
+                ]
+            async with asyncio.timeout(self._budget_s):  # a metadata fetch first: bound it here
                 return [
                     await producer.send(topic, record.value, key=record.key, headers=list(record.headers))
                     for record in records
@@ -224,6 +240,7 @@ class ExecutionSink:
         self._meta: ExecutionMeta | None = None
         self._key = b""
         self._headers: Headers = ()
+        self._framing_bytes = 0
 
     @property
     def pending(self) -> int:
@@ -238,15 +255,18 @@ class ExecutionSink:
         settings = self._sink._settings
         topic = settings.error_topic if error else settings.response_topic
         key, headers = self._framing(meta)
+        sequence = str(message.sequence).encode()
         records = await self._sink._records(
-            meta, response_document(meta, message, error=error),
-            (*headers, (SEQUENCE, str(message.sequence).encode())), key,
+            meta, response_document(meta, message, error=error), (*headers, (SEQUENCE, sequence)), key,
+            self._framing_bytes + len(SEQUENCE) + len(sequence),
         )  # fmt: skip
         await self._send(topic, records, event=False)
 
     async def emit_event(self, meta: ExecutionMeta, event: ExecutionEvent) -> None:
         key, headers = self._framing(meta)
-        records = await self._sink._records(meta, event_document(meta, event), headers, key)
+        records = await self._sink._records(
+            meta, event_document(meta, event), headers, key, self._framing_bytes
+        )
         await self._send(self._sink._settings.events_topic, records, event=True)
 
     async def flush(self) -> None:
@@ -258,6 +278,7 @@ class ExecutionSink:
     def _framing(self, meta: ExecutionMeta) -> tuple[bytes, Headers]:
         if meta != self._meta:
             self._meta, self._key, self._headers = meta, message_key(meta), message_headers(meta)
+            self._framing_bytes = record_framing(self._key, self._headers)
         return self._key, self._headers
 
     def _raise_failure(self) -> None:
@@ -313,6 +334,27 @@ class ExecutionSink:
                 else:
                     keep.append((count, waiter))
             self._waiters = keep
+
+
+class KeyHashCache:
+    """aiokafka's DefaultPartitioner (murmur2 of the key, as the Java client) with the hashes of
+    recent keys remembered: the pure-Python murmur2 cost ~10 us a message, and every message of
+    an execution has the same key."""
+
+    _MAX_KEYS = 4096
+
+    def __init__(self) -> None:
+        self._hashes: dict[bytes, int] = {}
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= self._MAX_KEYS:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
 
 
 def _looks_large(document: dict[str, object]) -> bool:

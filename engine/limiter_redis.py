@@ -76,7 +76,8 @@ _PRIORITY_CLAMP = 400
 # A waiter's place in line lapses this long after its expected wake-up (a dead worker's waiters
 # stop blocking others after that).
 _GRACE_MS = 3000
-# A worker takes up to LEASE_SLOTS slots in one call while at least LEASE_MIN_ROOM are left.
+# A worker takes up to LEASE_SLOTS slots in one call, one per LEASE_MIN_ROOM slots left (so a
+# lease only exists while at least 128 slots are free, where an unused one costs little).
 LEASE_SLOTS = 16
 LEASE_MIN_ROOM = 64
 # Statuses whose Retry-After pauses the endpoint for every worker.
@@ -181,6 +182,7 @@ class RedisRateLimiter:
         # Slots taken in advance while a budget is far from full: (count, expires, monotonic).
         self._leases: dict[tuple[Any, ...], tuple[int, float]] = {}
         self._room: dict[tuple[Any, ...], int] = {}  # the least remaining after the last admission
+        self._renewing: set[tuple[Any, ...]] = set()  # one lease renewal in flight per bucket set
 
     # --- RateLimiter ----------------------------------------------------------------------------
 
@@ -248,23 +250,30 @@ class RedisRateLimiter:
         priority: int,
     ) -> bool:
         """Take a slot from this worker's lease, or renew the lease, while the budget is far from
-        full. A lease is up to LEASE_SLOTS slots counted in Redis at once and used within half the
-        window's margin: a request sent that much after its slot was counted still lies inside the
-        margin, so "never more than N in any window" holds; near the limit there is no lease and
-        every request goes through the queued script. True when this request got a slot."""
+        full. A lease is up to LEASE_SLOTS slots (one per LEASE_MIN_ROOM slots left) counted in
+        Redis at once and used within half the window's margin: a request sent that much after its
+        slot was counted still lies inside the margin, so "never more than N in any window" holds.
+        One renewal is in flight per bucket set; near the limit there is no lease and every request
+        goes through the exact, queued script. An unused leased slot lapses (counted, never sent):
+        a cost paid only while far from the limit. True when this request got a slot."""
         key = (tuple(keys), priority)
         now = time.monotonic()
         count, expires = self._leases.get(key, (0, 0.0))
         if count > 0 and now < expires:
             self._leases[key] = (count - 1, expires)
             return True
-        if self._room.get(key, 0) < LEASE_MIN_ROOM:
+        slots = min(LEASE_SLOTS, self._room.get(key, 0) // LEASE_MIN_ROOM)
+        if slots < 2 or key in self._renewing:
             return False
-        result = await self._run(
-            self._acquire,
-            keys,
-            [uuid.uuid4().hex, subject.tenant_id, priority, 0, _GRACE_MS, -LEASE_SLOTS, *args],
-        )
+        self._renewing.add(key)
+        try:
+            result = await self._run(
+                self._acquire,
+                keys,
+                [uuid.uuid4().hex, subject.tenant_id, priority, 0, _GRACE_MS, -slots, *args],
+            )
+        finally:
+            self._renewing.discard(key)
         admitted = int(result[0])
         if admitted < 1:
             self._room[key] = 0

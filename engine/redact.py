@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from engine.ports import JsonValue
 
@@ -31,9 +31,22 @@ _SENSITIVE = re.compile(
 )
 
 
+# Names seen so far -> sensitive: every message asks again for the same few header/param names.
+_SENSITIVE_NAMES: dict[str, bool] = {}
+_SENSITIVE_NAMES_MAX = 4096
+# A URL with none of these needs no structural rewrite (no userinfo, no fragment, nothing urlsplit
+# would drop); see Redactor.url.
+_URL_SLOW_MARKS = ("@", "#", "\t", "\r", "\n")
+
+
 def is_sensitive_name(name: str) -> bool:
     """Whether a header or query parameter name usually carries a credential."""
-    return _SENSITIVE.search(name) is not None
+    known = _SENSITIVE_NAMES.get(name)
+    if known is None:
+        if len(_SENSITIVE_NAMES) >= _SENSITIVE_NAMES_MAX:
+            _SENSITIVE_NAMES.clear()
+        known = _SENSITIVE_NAMES[name] = _SENSITIVE.search(name) is not None
+    return known
 
 
 def secret_strings(value: JsonValue) -> Iterable[str]:
@@ -83,6 +96,11 @@ class Redactor:
         }
 
     def url(self, url: str) -> str:
+        if _plain_url(url):
+            return self.text(url)  # what the general path returns for it, without the reparse
+        return self._rewrite_url(url)
+
+    def _rewrite_url(self, url: str) -> str:
         parts = urlsplit(url)
         query = parts.query
         if query:
@@ -105,3 +123,22 @@ class Redactor:
         if isinstance(value, list):
             return [self.value(item) for item in value]
         return value
+
+
+def _plain_url(url: str) -> bool:
+    """Whether urlunsplit(urlsplit(url)) is ``url`` itself and no query parameter has a credential
+    name: a lower-case http(s) URL without userinfo, fragment, control characters or an empty
+    trailing "?"."""
+    if not url.startswith(("https://", "http://")) or url.endswith("?"):
+        return False
+    if any(mark in url for mark in _URL_SLOW_MARKS):
+        return False
+    _, _, query = url.partition("?")
+    if query:
+        for pair in query.split("&"):
+            name = pair.partition("=")[0]
+            if "%" in name or "+" in name:
+                name = unquote_plus(name)
+            if is_sensitive_name(name):
+                return False
+    return True

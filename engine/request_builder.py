@@ -99,8 +99,19 @@ def full_url(request: HttpRequest) -> str:
     return request.url + separator + urlencode(list(request.params))
 
 
+_ENDPOINTS: dict[tuple[str, str], str] = {}
+_ENDPOINTS_MAX = 4096
+
+
 def endpoint_of(step: Step, variables: Mapping[str, JsonValue]) -> str:
     """ "METHOD host/path-template": names the endpoint for rate limits, the same for every item."""
     shape = step.url.render_shape(variables)
-    parts = urlsplit(shape)
-    return f"{step.method} {parts.netloc}{parts.path}"
+    key = (step.method, shape)
+    endpoint = _ENDPOINTS.get(key)
+    if endpoint is None:
+        parts = urlsplit(shape)
+        endpoint = f"{step.method} {parts.netloc}{parts.path}"
+        if len(_ENDPOINTS) >= _ENDPOINTS_MAX:
+            _ENDPOINTS.clear()
+        _ENDPOINTS[key] = endpoint
+    return endpoint

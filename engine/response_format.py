@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import codecs
 import csv
+import functools
 import io
 from typing import Literal
 from xml.parsers.expat import ExpatError
@@ -36,6 +37,7 @@ _CSV_TYPES = frozenset({"text/csv", "application/csv", "text/comma-separated-val
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
 
+@functools.lru_cache(maxsize=256)
 def _split_content_type(content_type: str | None) -> tuple[str, str | None]:
     """("application/json", "utf-8") from "Application/JSON; charset=UTF-8"."""
     if not content_type:
@@ -49,6 +51,7 @@ def _split_content_type(content_type: str | None) -> tuple[str, str | None]:
     return media.strip().lower(), charset
 
 
+@functools.lru_cache(maxsize=256)
 def format_for(content_type: str | None) -> BodyFormat | Literal["ndjson"] | None:
     """The format a content type declares, or None when it declares nothing (sniff instead)."""
     media, _ = _split_content_type(content_type)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from engine.context import ContextState
 from engine.errors import ExecutionAbortedError, OrchidError, RateLimitExceededError
@@ -37,12 +38,22 @@ from engine.state import Counters, Execution
 from engine.step_runner import run_step
 from settings.model import ExecutionLimits
 
-__all__ = ["run_plan"]
+__all__ = ["execution_sink", "run_plan"]
 
 log = logging.getLogger(__name__)
 
 # How long a cancelled execution may spend publishing its execution.completed event.
 _CANCEL_GRACE_S = 1.0
+
+
+def execution_sink(sink: ResponseSink) -> ResponseSink:
+    """``sink.for_execution()`` when the sink has one (a view already returns itself), else the
+    sink as it is."""
+    for_execution = getattr(sink, "for_execution", None)
+    if callable(for_execution):
+        view = for_execution()
+        return cast(ResponseSink, view)
+    return sink
 
 
 def _utcnow() -> datetime:
@@ -72,8 +83,13 @@ async def run_plan(
     rand: Callable[[], float] = random.random,
 ) -> ExecutionOutcome:
     """Run ``plan`` once and report how it went. The caller persists ``outcome.context`` only when
-    ``outcome.status == "success"`` (everything was emitted and flushed by then)."""
+    ``outcome.status == "success"`` (everything was emitted and flushed by then).
+
+    A sink that offers ``for_execution()`` (engine.kafka_sink.KafkaSink) is used through that
+    per-execution view: emission is pipelined, and the flush before success waits for, and fails
+    on, this execution's own messages only."""
     started = clock()
+    sink = execution_sink(sink)
     await _event(sink, meta, ExecutionEvent("execution.started", _timestamp(now())))
     ex: Execution | None = None
     ending = _Ending("failed", None)

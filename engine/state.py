@@ -24,6 +24,8 @@ from engine.ports import (
     HttpResponse,
     JsonValue,
     RateLimiter,
+    RateLimitRule,
+    RateLimitSubject,
     ResponseMessage,
     ResponseSink,
 )
@@ -118,6 +120,9 @@ class Execution:
         self.started = clock()
         self.deadline = self.started + limits.max_execution_time_s
         self.trace_id, self.span_id = _trace_ids(meta.traceparent)
+        # per-execution caches of engine.fetch: rate-limit rules by id(step), subjects by endpoint
+        self.step_rules: dict[int, tuple[list[RateLimitRule], float]] = {}
+        self.subjects: dict[str, RateLimitSubject] = {}
 
     # --- auth ---------------------------------------------------------------------------------
 

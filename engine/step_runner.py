@@ -187,8 +187,11 @@ class _StepRun:
             self.outputs.append(response.body)
         ex.context.apply(step.context_updates, variables)
         variables["context"] = ex.context.values
-        for fanout in self.fanouts:
-            await fanout.submit(exchange, self.scope)
+        if self.fanouts:
+            for fanout in self.fanouts:
+                await fanout.submit(exchange, self.scope)
+            # Let the workers just handed items send them before this loop's next request.
+            await asyncio.sleep(0)
         return self._continues(exchange, iteration)
 
     def _continues(self, exchange: Exchange, iteration: int) -> bool:

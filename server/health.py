@@ -1,9 +1,10 @@
 """Readiness from dependency probes: grpc.health.v1 and OpsService.Health/Live answer from it.
 
 A background task probes each dependency (Postgres: ``SELECT 1``; Redis, the job queue:
-``PING``; each with a short timeout) every interval. The server is SERVING, for "" and for every orchid.v1 service, only while every
-required probe passes; a failing required probe flips all of them to NOT_SERVING, so Envoy or
-Kubernetes stop routing here until it recovers. Graceful shutdown sets NOT_SERVING for good.
+``PING``; each with a short timeout) every interval. The server is SERVING, for "" and for every
+orchid.v1 service, only while every required probe passes; a failing required probe flips all
+of them to NOT_SERVING, so Envoy or Kubernetes stop routing here until it recovers. Graceful
+shutdown sets NOT_SERVING for good.
 """
 
 from __future__ import annotations

@@ -20,21 +20,22 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from engine.errors import DependencyUnavailableError
 from engine.http_caller import build_http_caller
 from engine.kafka_sink import KafkaSink
 from engine.limiter_memory import MemoryRateLimiter
 from engine.queue import QueueNames, promote_due
-from settings.model import KafkaSettings, RedisSettings, Settings
+from settings.model import DatabaseSettings, KafkaSettings, RedisSettings, Settings
 from store.crypto import SecretBox
-from store.database import create_engine, create_sessions
+from store.database import create_sessions
 from worker import metrics
 from worker.cancel import CancelWatcher
 from worker.consumer import StreamConsumer
 from worker.handler import Adapters, JobHandler
 
-__all__ = ["connect_redis", "consumer_name", "queue_names", "run_worker"]
+__all__ = ["connect_redis", "consumer_name", "create_worker_engine", "queue_names", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,21 @@ def consumer_name(settings: RedisSettings) -> str:
     """Unique per process: the configured name (or the host name), the pid and a random tag."""
     base = settings.consumer_name or socket.gethostname()
     return f"{base}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def create_worker_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """The worker's engine: unlike the server's (store.database), every one of its
+    DB_MAX_OPEN_CONNS connections stays pooled - a busy worker returns and takes connections
+    all the time, and a pool of DB_MAX_IDLE_CONNS would close and reopen the rest on every job -
+    and no pre-ping (three round trips per checkout): a dead connection fails its statement,
+    is discarded, and the statement is retried on another (worker.dbretry)."""
+    return create_async_engine(
+        settings.dsn,
+        pool_size=settings.max_open_conns,
+        max_overflow=0,
+        pool_pre_ping=False,
+        connect_args={"command_timeout": settings.command_timeout_s},
+    )
 
 
 def queue_names(settings: RedisSettings) -> QueueNames:
@@ -105,7 +121,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, name: str | Non
     names = queue_names(settings.redis)
     worker_name = name or consumer_name(settings.redis)
     async with contextlib.AsyncExitStack() as stack:
-        db = create_engine(settings.database)
+        db = create_worker_engine(settings.database)
         stack.push_async_callback(db.dispose)
         redis = connect_redis(settings.redis)
         stack.push_async_callback(redis.aclose)
@@ -129,6 +145,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, name: str | Non
             limits=settings.limits,
             max_attempts=settings.worker.max_attempts,
             secrets=SecretBox.from_settings(settings.secrets),
+            engine=db,
         )
 
         async def maintenance() -> None:

@@ -3,7 +3,9 @@
 - Jobs are read with XREADGROUP in the consumer group under this process's unique name, at most
   ``concurrency`` at a time.
 - An entry is acknowledged (XACK, then XDEL in the same MULTI) only after the handler returned,
-  i.e. after the outcome is stored. A handler that raises or is cancelled leaves the entry
+  i.e. after the outcome is stored. Acks are batched: the entries whose handlers finished while
+  the previous MULTI was in flight go together in the next one (one round trip, not one each),
+  and a job's task ends only once its ack is done. A handler that raises or is cancelled leaves the entry
   pending, and XAUTOCLAIM hands it to a worker once it has been idle for the visibility timeout.
 - A heartbeat re-claims this consumer's own in-flight entries (XCLAIM ... JUSTID, which resets
   their idle time), so a long job on a healthy worker never looks abandoned. The heartbeat checks
@@ -113,6 +115,9 @@ class StreamConsumer:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._claim_cursor = "0-0"
         self._heartbeat = redis.register_script(HEARTBEAT_SCRIPT)
+        # acks waiting for the next batch, and the task sending them (None when idle)
+        self._acks: list[tuple[str, asyncio.Future[None]]] = []
+        self._acker: asyncio.Task[None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -237,13 +242,38 @@ class StreamConsumer:
         await self._ack(delivery.entry_id)
 
     async def _ack(self, entry_id: str) -> None:
-        async def ack() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xack(self._names.stream, self._names.group, entry_id)
-                pipe.xdel(self._names.stream, entry_id)
-                await pipe.execute()
+        """Acknowledge (and delete) the entry in the next batch; returns once that is done (or
+        given up on after 60 s of Redis errors: the entry is then redelivered, at least once)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks.append((entry_id, done))
+        if self._acker is None:
+            self._acker = asyncio.create_task(self._send_acks(), name="consumer-acks")
+        # Shielded: a cancelled job must not cancel the batch that carries other jobs' acks.
+        await asyncio.shield(done)
 
-        await self._retrying(f"ack {entry_id}", ack, give_up_after_s=60.0)
+    async def _send_acks(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the jobs finishing in this loop iteration join the batch
+            while self._acks:
+                batch, self._acks = self._acks, []
+                ids = [entry_id for entry_id, _ in batch]
+
+                async def ack(ids: list[str] = ids) -> None:
+                    async with self._redis.pipeline(transaction=True) as pipe:
+                        pipe.xack(self._names.stream, self._names.group, *ids)
+                        pipe.xdel(self._names.stream, *ids)
+                        await pipe.execute()
+
+                try:
+                    await self._retrying(f"ack {ids[0]} (+{len(ids) - 1})", ack, give_up_after_s=60.0)
+                except Exception:  # e.g. the group vanished: the entries are redelivered or gone
+                    log.exception("acknowledging %d entries failed", len(ids))
+                finally:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._acker = None
 
     # --- heartbeat, reclaim and the owner's periodic work ---------------------------------------
 

@@ -1,13 +1,20 @@
 """One job, start to finish: the handler the StreamConsumer calls for each delivery.
 
 1. Start the attempt (execution RUNNING, attempt row N opened; a still-open earlier attempt is
-   closed as worker_lost) and load plan, config and context - one transaction.
+   closed as worker_lost) and load plan, config and context - one SQL statement
+   (jobs_repo.start_run), which also drops a stale delivery (an attempt lower than the one the
+   execution is at).
 2. Run the engine, with a cancel event the CancelWatcher sets, inside the execution's span
-   (continuing the traceparent of whoever enqueued it).
+   (continuing the traceparent of whoever enqueued it), publishing through the sink's
+   per-execution view (its flush waits for this execution's messages only).
 3. Store the outcome - status, attempt, statistics, context (on success only), and either the
-   retry or the DLQ entry - in ONE transaction, retried while PostgreSQL is down. The attempt row
-   is the fence: if another worker took the job over meanwhile, nothing is written.
+   retry or the DLQ entry - atomically, retried while PostgreSQL is down: a finish or a retry is
+   one statement (jobs_repo.finish_run / requeue_run), a dead letter one transaction. The
+   attempt row is the fence: if another worker took the job over meanwhile, nothing is written.
 4. Park a retry in the delayed set, then return, and the consumer acknowledges the entry.
+
+The hot path runs on raw asyncpg connections of the pool (prepared statements, no ORM); the
+rare paths (dead letters, non-final outcomes) keep the repositories' ORM transactions.
 
 Cancellation of this task (drain deadline) passes through: the entry stays pending and the next
 worker's start_attempt closes this attempt as worker_lost.
@@ -27,9 +34,9 @@ from uuid import UUID
 
 from opentelemetry import trace
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from engine.errors import PermissionDeniedError, PlanValidationError, ResourceNotFoundError
+from engine.errors import PlanValidationError
 from engine.plan import Plan
 from engine.ports import (
     AuthProvider,
@@ -46,13 +53,13 @@ from engine.validate import validate_plan
 from settings.model import ExecutionLimits
 from store import dlq_repo, executions_repo, jobs_repo, statistics_repo
 from store.crypto import SecretBox
-from store.records import ErrorInfo, ExecutionRecord, NewDlqEntry, RunTotals
+from store.records import FINAL_STATUSES, ErrorInfo, ExecutionRecord, NewDlqEntry, RunTotals
 from worker import metrics
 from worker.cancel import CancelWatcher
 from worker.consumer import Delivery
-from worker.dbretry import in_transaction
+from worker.dbretry import in_transaction, on_connection
 from worker.observability import current_traceparent, job_log_context, parent_context
-from worker.outcomes import DeadLetter, Decision, Retry, decide, error_for
+from worker.outcomes import DeadLetter, Decision, Finish, Retry, decide, error_for
 
 __all__ = ["Adapters", "JobHandler", "NoAuth"]
 
@@ -92,14 +99,11 @@ class Adapters:
 class _Started:
     execution: ExecutionRecord
     inputs: jobs_repo.RunInputs
+    lost_deliveries: int
 
     @property
     def attempt_number(self) -> int:
         return self.execution.attempt_count
-
-    @property
-    def lost_deliveries(self) -> int:
-        return sum(1 for a in self.execution.attempts if a.outcome == "worker_lost")
 
 
 class JobHandler:
@@ -117,8 +121,11 @@ class JobHandler:
         secrets: SecretBox,
         max_deliveries: int = MAX_DELIVERIES,
         rand: Callable[[], float] = random.random,
+        engine: AsyncEngine | None = None,
     ) -> None:
         self._sessions = sessions
+        # the hot path's raw connections come from the sessions' own engine unless given one
+        self._engine: AsyncEngine = engine if engine is not None else sessions.kw["bind"]
         self._redis = redis
         self._names = names
         self._adapters = adapters
@@ -150,12 +157,13 @@ class JobHandler:
             await self._handle(envelope)
 
     async def _handle(self, envelope: Envelope) -> None:
-        started = await in_transaction(self._sessions, "start attempt", lambda s: self._start(s, envelope))
+        started = await on_connection(self._engine, "start attempt", lambda conn: self._start(conn, envelope))
         if started is None:
-            log.info("execution %s is already final or gone; acknowledging", envelope.job_id)
+            log.info("execution %s is final, gone, or past attempt %d; acknowledging",
+                     envelope.job_id, envelope.attempt)  # fmt: skip
             return
         metrics.JOBS_STARTED.inc()
-        log.info("attempt %d of execution %s started", started.attempt_number, envelope.job_id)
+        log.debug("attempt %d of execution %s started", started.attempt_number, envelope.job_id)
         problem = self._unrunnable(started)
         if problem is not None:
             reason, error = problem
@@ -184,29 +192,20 @@ class JobHandler:
 
     # --- steps ----------------------------------------------------------------------------------
 
-    async def _start(self, session: AsyncSession, envelope: Envelope) -> _Started | None:
-        execution_id = UUID(envelope.job_id)
-        current = await jobs_repo.current_attempt(session, envelope.tenant_id, execution_id)
-        if envelope.attempt < current:
-            log.info("stale delivery of attempt %d (execution is at %d)", envelope.attempt, current)
-            return None
-        try:
-            execution = await executions_repo.start_attempt(
-                session, envelope.tenant_id, execution_id, worker=self._worker
-            )
-        except (ResourceNotFoundError, PermissionDeniedError):
-            return None  # deleted, or the envelope names the wrong tenant: nothing to run
-        if execution is None:
-            return None
-        inputs = await jobs_repo.load_run_inputs(
-            session,
+    async def _start(self, conn: Any, envelope: Envelope) -> _Started | None:
+        """None when there is nothing to run: the execution is final (e.g. cancelled while
+        queued), deleted, another tenant's, or this is a stale delivery of an earlier attempt."""
+        run = await jobs_repo.start_run(
+            conn,
             envelope.tenant_id,
-            plan_id=execution.plan_id,
-            plan_key=execution.plan_key,
-            config_id=execution.config_id,
+            UUID(envelope.job_id),
+            attempt=envelope.attempt,
+            worker=self._worker,
             secrets=self._secrets,
         )
-        return _Started(execution, inputs)
+        if run is None:
+            return None
+        return _Started(run.execution, run.inputs, run.lost_deliveries)
 
     def _unrunnable(self, started: _Started) -> tuple[Any, ErrorInfo] | None:
         if started.lost_deliveries >= self._max_deliveries:
@@ -254,7 +253,7 @@ class JobHandler:
                 context=started.inputs.context,
                 http=self._adapters.http,
                 limiter=self._adapters.limiter,
-                sink=self._adapters.sink,
+                sink=_execution_view(self._adapters.sink),
                 limits=self._limits,
                 secrets=started.inputs.secrets,
                 cancel=cancel,
@@ -275,8 +274,17 @@ class JobHandler:
                 session, envelope, started, status, error, stats, context, decision
             )
 
+        async def write_fast(conn: Any) -> bool:
+            return await self._write_outcome_fast(conn, started, status, error, stats, context, decision)
+
+        fast = isinstance(decision, Retry) or (
+            isinstance(decision, Finish) and decision.status in FINAL_STATUSES
+        )
         # Shielded: the outcome is already emitted; do not tear its bookkeeping in half.
-        stored = await asyncio.shield(in_transaction(self._sessions, "record outcome", write))
+        if fast:
+            stored = await asyncio.shield(on_connection(self._engine, "record outcome", write_fast))
+        else:
+            stored = await asyncio.shield(in_transaction(self._sessions, "record outcome", write))
         if not stored:
             log.warning("attempt %d of %s was taken over or cancelled; outcome discarded",
                         started.attempt_number, envelope.job_id)  # fmt: skip
@@ -291,6 +299,31 @@ class JobHandler:
         else:
             log.info("execution %s finished: %s", envelope.job_id,
                      decision.reason if isinstance(decision, DeadLetter) else status)  # fmt: skip
+
+    async def _write_outcome_fast(
+        self,
+        conn: Any,
+        started: _Started,
+        status: Any,
+        error: ErrorInfo | None,
+        stats: dict[str, Any],
+        context: Mapping[str, JsonValue],
+        decision: Decision,
+    ) -> bool:
+        """A finish or a retry: one statement each (see jobs_repo.finish_run / requeue_run)."""
+        execution = started.execution
+        if isinstance(decision, Retry):
+            return await jobs_repo.requeue_run(
+                conn, execution.tenant_id, execution.id, attempt=started.attempt_number, outcome=status,
+                error=error, stats=stats, resume_at=decision.due_at,
+            )  # fmt: skip
+        assert isinstance(decision, Finish)
+        return await jobs_repo.finish_run(
+            conn, execution.tenant_id, execution.id, attempt=started.attempt_number, outcome=status,
+            status=decision.status, plan_key=execution.plan_key, plan_id=started.inputs.plan_id,
+            config_id=execution.config_id, error=error, stats=stats,
+            context=dict(context) if decision.status == "success" else None,
+        )  # fmt: skip
 
     async def _write_outcome(
         self,
@@ -360,6 +393,13 @@ class JobHandler:
             metrics.JOBS_RETRIED.inc()
         elif isinstance(decision, DeadLetter):
             metrics.DEAD_LETTERED.labels(decision.reason).inc()
+
+
+def _execution_view(sink: ResponseSink) -> ResponseSink:
+    """The sink's per-execution view (KafkaSink.for_execution: pipelined sends, a flush that
+    waits for this execution's messages only), or the sink itself if it has none."""
+    view = getattr(sink, "for_execution", None)
+    return view() if callable(view) else sink
 
 
 def plan_integration(plan: Plan) -> str | None:

@@ -57,7 +57,9 @@ HTTP_REQUESTS = Counter(
     ["status_class", "host"],
 )
 KAFKA_MESSAGES = Counter(
-    "orchid_worker_kafka_messages_produced", "Messages acknowledged by Kafka, by kind.", ["kind"]
+    "orchid_worker_kafka_messages_produced",
+    "Messages handed to Kafka (acknowledged before a run succeeds), by kind.",
+    ["kind"],
 )
 STREAM_LENGTH = Gauge("orchid_queue_stream_length", "Entries in the job stream (waiting + being worked on).")
 QUEUE_PENDING = Gauge("orchid_queue_pending", "Entries delivered to a worker and not yet acknowledged.")
@@ -100,6 +102,11 @@ class InstrumentedSink:
 
     def __init__(self, inner: ResponseSink) -> None:
         self._inner = inner
+
+    def for_execution(self) -> InstrumentedSink:
+        """The instrumented per-execution view of the inner sink (when it has one)."""
+        view = getattr(self._inner, "for_execution", None)
+        return InstrumentedSink(view()) if callable(view) else self
 
     async def emit_response(self, meta: ExecutionMeta, message: ResponseMessage, *, error: bool) -> None:
         kind = "error" if error else "response"

@@ -37,7 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
@@ -87,7 +87,9 @@ class Stack:
             [sys.executable, "-m", "mockapi", "--port", str(self.mock_port), "--scenario", "demo"],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_until(lambda: port_open(self.mock_port), timeout_s=15, what="mockapi", log=self.root / "mockapi.log")
+        wait_until(
+            lambda: port_open(self.mock_port), timeout_s=15, what="mockapi", log=self.root / "mockapi.log"
+        )
         self.dsn = self.postgres.dsn
 
     def stop(self) -> None:
@@ -100,7 +102,9 @@ class Stack:
                 server.stop()
 
     def env(self, **overrides: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_", "KAFKA_", "WORKER_"))}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_", "KAFKA_", "WORKER_"))
+        }
         env.update(self.redis.env())
         env.update(self.kafka.env())
         env.update(
@@ -119,13 +123,17 @@ class Stack:
 
 
 @contextlib.contextmanager
-def processes(stack: Stack, module: str, count: int, **overrides: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+def processes(
+    stack: Stack, module: str, count: int, **overrides: str
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs = []
     for index in range(count):
         log = (stack.root / f"{module}-{index}-{uuid.uuid4().hex[:4]}.log").open("wb")
         env = stack.env(REDIS_STREAMS_CONSUMER_NAME=f"{module}-{index}", **overrides)
         procs.append(
-            subprocess.Popen([sys.executable, "-m", module], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            subprocess.Popen(
+                [sys.executable, "-m", module], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         )
     try:
         yield procs
@@ -163,7 +171,7 @@ async def seed(
                 session, TENANT,
                 PlanInput(
                     key=f"plan-{index}",
-                    definition={"key": f"plan-{index}", "step": {"url": "{config.base_url}" + path, "method": "GET"}},
+                    definition={"key": f"plan-{index}", "step": {"url": "{config.base_url}" + path}},
                     integration_name="bench", wait_seconds=wait_seconds, enabled=wait_seconds is not None,
                 ),
             )  # fmt: skip
@@ -172,7 +180,7 @@ async def seed(
         for index in range(configs):
             config = await configs_repo.create(
                 session, TENANT,
-                ConfigInput(integration_id=integration.id, name=f"cfg-{index}", values={"base_url": base_url}, enabled=True),
+                ConfigInput(integration_id=integration.id, name=f"c{index}", values={"base_url": base_url}),
                 secrets=box,
             )  # fmt: skip
             made_configs.append(config.id)
@@ -183,17 +191,17 @@ async def xact_commits(dsn: str) -> int:
     url = make_url(dsn)
     conn = await asyncpg.connect(host=url.host, port=url.port, user=url.username, database=url.database)
     try:
-        return int(await conn.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"))
+        return int(
+            await conn.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        )
     finally:
         await conn.close()
 
 
 async def consumers_ready(redis: Redis, count: int) -> bool:
-    try:
-        found = await redis.xinfo_consumers(NAMES.stream, NAMES.group)
-    except Exception:
-        return False
-    return len(found) >= count
+    """Every worker is blocked in XREADGROUP (Redis 6.2 lists a consumer only once it got an entry)."""
+    clients = await redis.client_list()
+    return sum(1 for c in clients if c.get("cmd") == "xreadgroup") >= count
 
 
 # --- the worker case --------------------------------------------------------------------------------
@@ -212,18 +220,24 @@ async def worker_case(
         plan_id, plan_key = plans[0]
         rows = [
             {
-                "tenant_id": TENANT, "id": uuid.uuid4(), "plan_key": plan_key, "plan_id": plan_id,
-                "config_id": configs[i % len(configs)], "integration": "bench", "kind": "plan",
-                "trigger": "manual", "status": "queued",
-            }  # fmt: skip
+                "tenant_id": TENANT,
+                "id": uuid.uuid4(),
+                "plan_key": plan_key,
+                "plan_id": plan_id,
+                "config_id": configs[i % len(configs)],
+                "integration": "bench",
+                "kind": "plan",
+                "trigger": "manual",
+                "status": "queued",
+            }
             for i in range(executions)
         ]
         async with sessions.begin() as session:
             await session.execute(insert(Execution), rows)
         envelopes = [
-            Envelope(job_id=str(r["id"]), tenant_id=TENANT, plan_key=plan_key, config_id=str(r["config_id"]), trigger="manual")
+            Envelope(str(r["id"]), TENANT, plan_key, config_id=str(r["config_id"]), trigger="manual")
             for r in rows
-        ]  # fmt: skip
+        ]
         overrides = {"WORKER_CONCURRENCY": str(concurrency), "JOB_MAX_ATTEMPTS": "3"}
         with processes(stack, "worker", workers, **overrides) as procs:
             deadline = time.monotonic() + 60
@@ -233,6 +247,8 @@ async def worker_case(
                 await asyncio.sleep(0.1)
             commits_before = await xact_commits(stack.dsn)
             profiler = _start_profiler(profile, procs[0].pid)
+            cpu_before = [_cpu_s(p.pid) for p in procs]
+            busy_before, total_before = _machine_busy()
             started = time.perf_counter()
             for start in range(0, len(envelopes), 1000):
                 async with redis.pipeline(transaction=False) as pipe:
@@ -243,7 +259,9 @@ async def worker_case(
             async with engine.connect() as conn:
                 while True:
                     done = int(
-                        await conn.scalar(text("SELECT count(*) FROM executions WHERE status IN ('success', 'failed')"))
+                        await conn.scalar(
+                            text("SELECT count(*) FROM executions WHERE status IN ('success', 'failed')")
+                        )
                         or 0
                     )
                     await conn.commit()
@@ -251,29 +269,65 @@ async def worker_case(
                         break
                     await asyncio.sleep(0.05)
             wall = time.perf_counter() - started
+            worker_cpu = sum(_cpu_s(p.pid) for p in procs) - sum(cpu_before)
+            busy_after, total_after = _machine_busy()
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(30)
             commits = await xact_commits(stack.dsn) - commits_before
         async with sessions.begin() as session:
-            by_status = dict((await session.execute(text("SELECT status, count(*) FROM executions GROUP BY 1"))).all())
-            stats = (await session.execute(text("SELECT sum(success_count), count(*) FROM plan_statistics"))).one()
+            by_status: dict[str, int] = dict(
+                (await session.execute(text("SELECT status, count(*) FROM executions GROUP BY 1"))).all()
+            )
+            stats = (
+                await session.execute(text("SELECT sum(success_count), count(*) FROM plan_statistics"))
+            ).one()
         return {
-            "contender": NAME, "case": case, "workers": workers, "concurrency": concurrency,
-            "executions": executions, "pairs": pairs, "completed": done, "wall_s": round(wall, 3),
-            "executions_per_s": round(done / wall, 1), "db_commits_per_execution": round(commits / max(done, 1), 2),
-            "statuses": by_status, "statistics_success_total": int(stats[0] or 0), "ok": done >= executions,
-        }  # fmt: skip
+            "contender": NAME,
+            "case": case,
+            "workers": workers,
+            "concurrency": concurrency,
+            "executions": executions,
+            "pairs": pairs,
+            "completed": done,
+            "wall_s": round(wall, 3),
+            "executions_per_s": round(done / wall, 1),
+            "db_commits_per_execution": round(commits / max(done, 1), 2),
+            "worker_cpu_ms_per_execution": round(1000 * worker_cpu / max(done, 1), 2),
+            "machine_busy_pct": round(
+                100 * (busy_after - busy_before) / max(total_after - total_before, 1), 1
+            ),
+            "statuses": by_status,
+            "statistics_success_total": int(stats[0] or 0),
+            "ok": done >= executions,
+        }
     finally:
         await redis.aclose()
         await engine.dispose()
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine (Linux)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return float(sum(values) - idle), float(sum(values))
 
 
 def _start_profiler(out: str | None, pid: int) -> subprocess.Popen[bytes] | None:
     if not out:
         return None
     py_spy = Path(sys.executable).parent / "py-spy"
-    return subprocess.Popen([str(py_spy), "record", "-p", str(pid), "-o", out, "-f", "speedscope", "-r", "200"])
+    fmt = "raw" if out.endswith(".txt") else "speedscope"  # raw: collapsed stacks, one per line
+    return subprocess.Popen([str(py_spy), "record", "-p", str(pid), "-o", out, "-f", fmt, "-r", "200"])
 
 
 # --- the scheduler case -----------------------------------------------------------------------------
@@ -292,15 +346,27 @@ async def scheduler_case(stack: Stack, *, pairs: int, lead_s: float, timeout_s: 
         )
         # One finished run per pair that started wait_seconds - lead_s ago: all due at one instant.
         async with sessions.begin() as session:
-            due_at = await session.scalar(text("SELECT now() + make_interval(secs => :lead)"), {"lead": lead_s})
+            due_at = await session.scalar(
+                text("SELECT now() + make_interval(secs => :lead)"), {"lead": lead_s}
+            )
             assert due_at is not None
             last = due_at - timedelta(seconds=wait_seconds)
             rows = [
                 {
-                    "tenant_id": TENANT, "id": uuid.uuid4(), "plan_key": key, "plan_id": pid, "config_id": cid,
-                    "integration": "bench", "kind": "plan", "trigger": "schedule", "status": "success",
-                    "created_at": last, "started_at": last, "finished_at": last, "enqueued_at": last,
-                }  # fmt: skip
+                    "tenant_id": TENANT,
+                    "id": uuid.uuid4(),
+                    "plan_key": key,
+                    "plan_id": pid,
+                    "config_id": cid,
+                    "integration": "bench",
+                    "kind": "plan",
+                    "trigger": "schedule",
+                    "status": "success",
+                    "created_at": last,
+                    "started_at": last,
+                    "finished_at": last,
+                    "enqueued_at": last,
+                }
                 for pid, key in plans
                 for cid in configs
             ]
@@ -326,9 +392,13 @@ async def scheduler_case(stack: Stack, *, pairs: int, lead_s: float, timeout_s: 
                 await asyncio.sleep(0.02)
             elapsed = time.perf_counter() - started
         return {
-            "contender": NAME, "case": "scheduler", "pairs": len(rows), "in_stream": count,
-            "due_to_all_in_stream_s": round(elapsed, 3), "ok": count >= len(rows),
-        }  # fmt: skip
+            "contender": NAME,
+            "case": "scheduler",
+            "pairs": len(rows),
+            "in_stream": count,
+            "due_to_all_in_stream_s": round(elapsed, 3),
+            "ok": count >= len(rows),
+        }
     finally:
         await redis.aclose()
         await engine.dispose()
@@ -376,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheduler-pairs", type=int, default=10_000)
     parser.add_argument("--only", default="worker,single,scheduler")
     parser.add_argument("--timeout", type=float, default=120.0)
-    parser.add_argument("--profile", help="py-spy speedscope output for the 1-worker run")
+    parser.add_argument(
+        "--profile", help="py-spy output of the 1-worker run (.txt: collapsed stacks, else speedscope)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the stack directory (logs)")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="orchid-worker-bench-"))

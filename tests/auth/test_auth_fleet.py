@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -17,7 +18,7 @@ from tests.ratelimit.fleet import fanout_plan, run_fleet
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-FLOW = {
+FLOW: dict[str, Any] = {
     "id": "flow-1",
     "type": "oauth2_client_credentials",
     "definition": {

@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -47,7 +48,7 @@ async def api() -> AsyncIterator[MockApi]:
 
 
 def manager(redis: Redis, http: AiohttpCaller, api: MockApi, **options) -> AuthManager:
-    settings = {
+    settings: dict[str, Any] = {
         "tenant_id": "t1",
         "config_id": "c1",
         "flow_id": "f1",

@@ -2,8 +2,10 @@
 
 The session starts devstack.stack.Stack on free ports in a temporary directory, exactly like
 ``make dev``: Postgres, Redis and Kafka (Tansu) from their wheels, ``python -m store.migrate``,
-``python -m server`` as a subprocess, then Envoy with the stack's dev JWKS. Setup is synchronous
-and hands out addresses and tokens; clients are made per test (STYLE 22).
+``python -m server`` as a subprocess, Envoy with the stack's dev JWKS, then the demo API
+(``python -m mockapi --scenario demo``), ``python -m scheduler`` and ``python -m worker``: plans
+really run. Setup is synchronous and hands out addresses and tokens; clients are made per test
+(STYLE 22).
 
 Tests never truncate tables: every name and key carries a uuid suffix (``unique()``).
 """

@@ -6,8 +6,12 @@ transcoder, and native gRPC through the same Envoy listener, with real tenant JW
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import grpc
 
+from devstack.stack import Stack
 from tests.e2e.api import list_all, unique
 from tests.e2e.conftest import Apis
 
@@ -179,15 +183,30 @@ async def test_plan_crud_enable_and_trigger(api: Apis) -> None:
     (await a.call("PlanService.GetPlan", key=key)).expect(NOT_FOUND)
 
 
-async def test_executions_list_get_children_cancel(api: Apis) -> None:
+async def test_executions_list_get_children_cancel(api: Apis, stack: Stack) -> None:
     a = api.a
     integration = await a.integration()
-    config = await a.config(integration["id"])
-    plan = await a.plan(integration["name"])
+    # The stack's worker runs what is triggered: the demo API's /api/slow keeps it RUNNING for 25 s.
+    config = await a.config(integration["id"], values={"base_url": stack.demo_api_url})
+    plan = await a.plan(integration["name"], enabled=False, step={"url": "{config.base_url}/api/slow"})
     [execution_id] = (await a.call("PlanService.TriggerPlan", key=plan["key"])).ok()["execution_ids"]
 
     listed = await list_all(a, "ExecutionService.ListExecutions", "executions", plan_key=plan["key"])
     assert [e["id"] for e in listed] == [execution_id]
+    deadline = time.monotonic() + 15
+    while (await a.call("ExecutionService.GetExecution", id=execution_id)).ok()["status"] != (
+        "EXECUTION_STATUS_RUNNING"
+    ):
+        assert time.monotonic() < deadline, "the worker did not start the execution within 15 s"
+        await asyncio.sleep(0.1)
+    running = await list_all(
+        a,
+        "ExecutionService.ListExecutions",
+        "executions",
+        plan_key=plan["key"],
+        status="EXECUTION_STATUS_RUNNING",
+    )
+    assert [e["id"] for e in running] == [execution_id]
     queued = await list_all(
         a,
         "ExecutionService.ListExecutions",
@@ -195,7 +214,7 @@ async def test_executions_list_get_children_cancel(api: Apis) -> None:
         plan_key=plan["key"],
         status="EXECUTION_STATUS_QUEUED",
     )
-    assert [e["id"] for e in queued] == [execution_id]
+    assert queued == []
     by_config = await list_all(a, "ExecutionService.ListExecutions", "executions", config_id=config["id"])
     assert [e["id"] for e in by_config] == [execution_id]
 
@@ -217,9 +236,9 @@ async def test_statistics(api: Apis) -> None:
     a = api.a
     integration = await a.integration()
     config = await a.config(integration["id"])
-    plan = await a.plan(integration["name"])
+    plan = await a.plan(integration["name"], enabled=False)  # the scheduler leaves it alone
     listed = (await a.call("StatisticsService.ListStatistics", plan_key=plan["key"])).ok()
-    assert listed.get("statistics", []) == []  # nothing has run: no worker in this stack
+    assert listed.get("statistics", []) == []  # it never ran
     missing = await a.call("StatisticsService.GetStatistic", plan_key=plan["key"], config_id=config["id"])
     missing.expect(NOT_FOUND)
 

@@ -1,4 +1,5 @@
-"""`python -m server` as a process: migrations, health from Postgres, metrics, JSON logs, SIGTERM."""
+"""`python -m server` as a process: migrations, health from Postgres and Redis, metrics, JSON logs,
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,18 +16,21 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from devstack.process import free_port, port_open, wait_until
-from devstack.servers import Postgres
+from devstack.servers import Postgres, Redis
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_python_m_server_serves_and_stops_on_sigterm(edge_postgres: Postgres, tmp_path: Path) -> None:
+def test_python_m_server_serves_and_stops_on_sigterm(
+    edge_postgres: Postgres, redis_server: Redis, tmp_path: Path
+) -> None:
     grpc_port, metrics_port = free_port(), free_port()
     env = {
         **os.environ,
         **edge_postgres.env(),
+        **redis_server.env(),
         "GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
         "SERVER_METRICS_PORT": str(metrics_port),
         "RUN_MIGRATIONS": "true",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jmespath
 import pytest
 
@@ -107,3 +109,38 @@ def test_invalid_expressions_raise_template_error_naming_them(bad: str) -> None:
 def test_runtime_type_errors_become_template_errors() -> None:
     with pytest.raises(TemplateError, match="cannot evaluate"):
         compile_expr("length(response.body)").search({"response": {"body": 5}})
+
+
+_VALUES: list[Any] = [
+    None, True, False, 0, 1, 2, -1, 0.0, 1.0, 2.5, "", "0", "a", "b", [], [0], [None, 1, None],
+    [{"b": 1}, {"b": None}, 3], {}, {"b": 0}, {"b": {"c": "x"}}, {"b": [1, 2]},
+]  # fmt: skip
+_EXPRESSIONS = [
+    "a", "a.b", "a.b.c", "a[0]", "a[1].b", "a.b[0]", "a[-1]", "@", "a[*]", "a[*].b", "a.b[*]",
+    "a || b", "a || 'dflt'", "a && b", "!a", "!a.b", "a == b", "a != b", "a < b", "a <= b",
+    "a > b", "a >= b", "a == `0`", "a == `false`", "a.b == true", "a == null", "a > 1",
+    "a && b || c", "!(a == b)", "a.b || `[1]`",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("expression", _EXPRESSIONS)
+def test_compiled_closures_match_the_jmespath_interpreter(expression: str) -> None:
+    expr = compile_expr(expression)
+    assert expr._path is not None or expr._closure is not None, "expected a fast path"
+    parsed = jmespath.compile(normalize(expression))
+    for a in _VALUES:
+        for b in _VALUES:
+            variables = {"a": a, "b": b, "c": "c"}
+            try:
+                expected: Any = parsed.search(variables)
+            except TypeError:
+                with pytest.raises(TypeError):
+                    expr.search(variables)
+                continue
+            got = expr.search(variables)
+            assert got == expected and type(got) is type(expected), (expression, a, b)
+
+
+def test_expressions_with_functions_keep_the_interpreter() -> None:
+    expr = compile_expr("sum([response.body.page, `1`])")
+    assert expr._closure is None and expr.search({"response": {"body": {"page": 2}}}) == 3

@@ -73,3 +73,29 @@ def test_longer_secret_wins_over_a_secret_it_contains() -> None:
 
 def test_secret_strings_walks_auth_values_and_skips_numbers() -> None:
     assert sorted(secret_strings({"token": "t", "nested": {"k": ["a", 3600, True]}, "exp": 60})) == ["a", "t"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/x?offset=50&limit=50",
+        "http://127.0.0.1:8080/pages?offset=0&limit=50&total=100000",
+        "https://api.example.com/x/s3cr3t-value/y?q=s3cr3t-value",
+        "https://api.example.com/x?api_key=k1&limit=5",
+        "https://api.example.com/x?Api%5FKey=k1",
+        "https://api.example.com/x?access+token=k1",
+        "https://user:pw@api.example.com/x?limit=5",
+        "https://api.example.com/x?limit=5#frag",
+        "https://api.example.com/x?",
+        "https://api.example.com",
+        "https://api.example.com?x=1",
+        "HTTPS://api.example.com/x",
+        "https://api.example.com/x?a&&b=&=c",
+        "https://api.example.com/a%20b?c=d%26e",
+        " https://api.example.com/x",
+        "https://api.example.com/x\n?y=1",
+    ],
+)
+def test_url_fast_path_returns_what_the_full_rewrite_returns(url: str) -> None:
+    redactor = Redactor(["s3cr3t-value"])
+    assert redactor.url(url) == redactor._rewrite_url(url)

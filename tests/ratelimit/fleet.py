@@ -15,7 +15,7 @@ DRIVER = Path(__file__).with_name("fleet_driver.py")
 
 async def run_fleet(
     specs: list[dict[str, Any]], *, start_delay_s: float = 2.5, timeout_s: float = 150
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     """Run one driver process per spec, all starting at the same moment; return their outcomes."""
     start_at = time.time() + start_delay_s
     procs = []

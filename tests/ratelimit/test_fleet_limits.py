@@ -12,7 +12,7 @@ from itertools import pairwise
 import pytest
 
 from devstack.servers import Redis as RedisServer
-from mockapi import MockApi, json, rate_limited, sequence
+from mockapi import MockApi, json, max_in_any_window, rate_limited, sequence
 from tests.ratelimit.fleet import fanout_plan, run_fleet
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -36,8 +36,6 @@ async def test_three_workers_fanning_out_share_one_budget(redis_server: RedisSer
         stamps = sorted(r.wall for r in api.requests())
     assert [r["status"] for r in results] == ["success"] * 3, results
     assert len(stamps) == 600  # 3 x (1 + 199)
-    from mockapi import max_in_any_window
-
     assert max_in_any_window(stamps, 10.0) <= 100
     assert limited.rejected == 0
     # Rate after the first (free) burst: 500 more requests took this long.
