@@ -41,6 +41,7 @@ lint: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy settings engine store server worker scheduler devstack mockapi monitoring bench
+	bash tools/buf_lint.sh $(BUF)
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: install

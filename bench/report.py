@@ -196,14 +196,14 @@ def _stack_targets(summaries: Sequence[Summary], scenarios: Sequence[Scenario]) 
     accuracy = _find(summaries, LIMITER_ACCURACY, "limiter_accuracy")
     low, high = ACCURACY_RANGE
     name, goal = "shared limit accuracy: achieved / configured rate, 3 processes", f"{low:g} to {high:g}"
-    ratio = _metric(accuracy, "achieved_ratio")
+    achieved = _metric(accuracy, "achieved_ratio")
     span = _metric(accuracy, "span_s")
-    if ratio is not None and accuracy is not None:
+    if achieved is not None and accuracy is not None:
         peak = _metric(accuracy, "max_in_any_window")
-        figure = f"{ratio:.3f} over {span or 0:.0f} s, at most {peak or 0:.0f} calls in any 1 s window"
+        figure = f"{achieved:.3f} over {span or 0:.0f} s, at most {peak or 0:.0f} calls in any 1 s window"
         if span is not None and span < ACCURACY_TARGET_S * 0.9:
             figure += " (quick mode: the issue's minute is full mode)"
-        targets.append(Target(name, goal, figure, "PASS" if low <= ratio <= high else "MISS"))
+        targets.append(Target(name, goal, figure, "PASS" if low <= achieved <= high else "MISS"))
     else:
         targets.append(Target(name, goal, "not measured", "N/A"))
     return targets
@@ -289,8 +289,8 @@ def _preamble(doc: dict[str, Any]) -> list[str]:
 
 def _latency_section(scenario: Scenario, rows: list[Summary]) -> list[str]:
     lines = [
-        f"### `{scenario.name}`: GetPlan at concurrency {scenario.concurrency}, {scenario.calls:,} timed calls "
-        f"per run after {scenario.warmup:,} warm-up calls",
+        f"### `{scenario.name}`: GetPlan at concurrency {scenario.concurrency}, "
+        f"{scenario.calls:,} timed calls per run after {scenario.warmup:,} warm-up calls",
         "",
         "One load-generator process per path (uvloop; grpc.aio, or aiohttp with keep-alive and "
         f"{scenario.concurrency} connections) against one plan of a real `python -m server` behind Envoy. "
@@ -323,13 +323,15 @@ def _accuracy_section(scenario: Scenario, rows: list[Summary]) -> list[str]:
         "by all. Achieved rate = (calls - R) / (last start - R-th start) over the merged start times, "
         "so the first window's burst does not count.",
         "",
-        "| Contender | runs | configured /s | achieved /s | achieved / configured | most in any window | span s | |",
+        "| Contender | runs | configured /s | achieved /s | achieved / configured | most in any window "
+        "| span s | |",
         "| --- | --: | --: | --: | --: | --: | --: | --- |",
     ]
     for s in rows:
         mt = s.metrics or {}
         cells = [
-            s.label, str(s.runs), _fmt(mt.get("configured_rate"), ".0f"), _fmt(mt.get("achieved_rate"), ".1f"),
+            s.label, str(s.runs), _fmt(mt.get("configured_rate"), ".0f"),
+            _fmt(mt.get("achieved_rate"), ".1f"),
             _fmt(mt.get("achieved_ratio"), ".3f"), _fmt(mt.get("max_in_any_window"), ".0f"),
             _fmt(mt.get("span_s"), ".1f"), "ok" if s.verified else ("FAILED" if s.runs == 0 else "NO"),
         ]  # fmt: skip

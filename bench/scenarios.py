@@ -113,7 +113,7 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "fanout_big": _BIG_FULL,
         "api_latency": _LATENCY_FULL,
         "limiter_accuracy": limiter_accuracy(60),
-    },  # fmt: skip
+    },
 }
 
 

@@ -95,7 +95,7 @@ async def main(args: Args) -> None:
                     f"http://{facts['envoy']}",
                     connector=connector,
                     headers={"authorization": f"Bearer {facts['token']}"},
-                )  # fmt: skip
+                )
             )
             url = f"/api/v1/plans/{key}"
 

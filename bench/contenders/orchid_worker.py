@@ -249,6 +249,7 @@ async def worker_case(
             profiler = _start_profiler(profile, procs[0].pid)
             cpu_before = [_cpu_s(p.pid) for p in procs]
             busy_before, total_before = _machine_busy()
+            by_command = _cpu_by_command()
             started = time.perf_counter()
             for start in range(0, len(envelopes), 1000):
                 async with redis.pipeline(transaction=False) as pipe:
@@ -271,6 +272,10 @@ async def worker_case(
             wall = time.perf_counter() - started
             worker_cpu = sum(_cpu_s(p.pid) for p in procs) - sum(cpu_before)
             busy_after, total_after = _machine_busy()
+            spent = {k: v - by_command.get(k, 0.0) for k, v in _cpu_by_command().items()}
+            top = dict(
+                sorted(((k, round(v, 1)) for k, v in spent.items() if v >= 0.5), key=lambda kv: -kv[1])
+            )
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(30)
@@ -297,6 +302,7 @@ async def worker_case(
             "machine_busy_pct": round(
                 100 * (busy_after - busy_before) / max(total_after - total_before, 1), 1
             ),
+            "cpu_s_by_command": top,
             "statuses": by_status,
             "statistics_success_total": int(stats[0] or 0),
             "ok": done >= executions,
@@ -313,6 +319,20 @@ def _cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_command() -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, summed by command name (Linux)."""
+    totals: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text_ = stat.read_text()
+        except OSError:
+            continue
+        name = text_[text_.index("(") + 1 : text_.rindex(")")]
+        fields = text_.rsplit(")", 1)[1].split()
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return totals
 
 
 def _machine_busy() -> tuple[float, float]:

@@ -218,8 +218,9 @@ async def test_cancel_stops_a_running_execution(stack: Stack, tenant: Tenant) ->
     names = QueueNames(stream="orchid:jobs", group="orchid-workers")  # the stack's defaults
     redis = Redis.from_url(stack.redis.url)
     try:
-        entries = await redis.xrange(names.stream)
-        ids = {entry_id for entry_id, fields in entries if fields.get(b"job_id") == execution_id.encode()}
+        entries = await redis.xrange(names.stream) or []
+        job_id = execution_id.encode()
+        ids = {entry_id for entry_id, fields in entries if fields and fields.get(b"job_id") == job_id}
         assert ids, "the execution's job is not on the stream"
 
         async def held() -> bool:

@@ -111,7 +111,9 @@ class RateLimitHeaders(_message.Message):
     reset_header: _builtins.str
     """When the window resets. Default "X-RateLimit-Reset"."""
     reset_format: _builtins.str
-    """Format of the reset header: "epoch_seconds" (default), "delta_seconds" or "http_date"."""
+    """Format of the reset header: "delta_seconds", "epoch_seconds" or "http_date"; empty
+    detects it from the value.
+    """
     retry_after_header: _builtins.str
     """Seconds to wait after a 429/503. Default "Retry-After"."""
     def __init__(

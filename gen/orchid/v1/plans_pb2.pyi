@@ -54,7 +54,7 @@ class Plan(_message.Message):
     description: _builtins.str
     """Free-form description."""
     wait_seconds: _builtins.int
-    """Seconds between the end of a run and the next scheduled run for the same config.
+    """Seconds from the start of a run to the next scheduled run for the same config.
     Without it the plan runs only when triggered.
     """
     enabled: _builtins.bool
@@ -194,7 +194,7 @@ class CreatePlanRequest(_message.Message):
     description: _builtins.str
     """Free-form description."""
     wait_seconds: _builtins.int
-    """Seconds between the end of a run and the next scheduled run."""
+    """Seconds from the start of a run to the next scheduled run for the same config."""
     enabled: _builtins.bool
     """Whether the scheduler runs the plan. Default false."""
     auth_flow_id: _builtins.str
@@ -284,7 +284,7 @@ class UpdatePlanRequest(_message.Message):
     description: _builtins.str
     """Free-form description."""
     wait_seconds: _builtins.int
-    """Seconds between the end of a run and the next scheduled run."""
+    """Seconds from the start of a run to the next scheduled run for the same config."""
     enabled: _builtins.bool
     """Whether the scheduler runs the plan; unchanged when absent."""
     auth_flow_id: _builtins.str

@@ -53,9 +53,9 @@ class _RateLimitAlertSeverityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper
     RATE_LIMIT_ALERT_SEVERITY_UNSPECIFIED: _RateLimitAlertSeverity.ValueType  # 0
     """Not set; as a filter, matches every severity."""
     RATE_LIMIT_ALERT_SEVERITY_WARNING: _RateLimitAlertSeverity.ValueType  # 1
-    """Budget is running low (below 20% remaining, or projected to run out before reset)."""
+    """Budget is running low: below 20% of the limit remaining."""
     RATE_LIMIT_ALERT_SEVERITY_CRITICAL: _RateLimitAlertSeverity.ValueType  # 2
-    """Budget is exhausted (or below 5% remaining); requests are waiting."""
+    """Budget is nearly exhausted: below 10% of the limit remaining."""
 
 class RateLimitAlertSeverity(_RateLimitAlertSeverity, metaclass=_RateLimitAlertSeverityEnumTypeWrapper):
     """Severity of a rate-limit alert."""
@@ -63,9 +63,9 @@ class RateLimitAlertSeverity(_RateLimitAlertSeverity, metaclass=_RateLimitAlertS
 RATE_LIMIT_ALERT_SEVERITY_UNSPECIFIED: RateLimitAlertSeverity.ValueType  # 0
 """Not set; as a filter, matches every severity."""
 RATE_LIMIT_ALERT_SEVERITY_WARNING: RateLimitAlertSeverity.ValueType  # 1
-"""Budget is running low (below 20% remaining, or projected to run out before reset)."""
+"""Budget is running low: below 20% of the limit remaining."""
 RATE_LIMIT_ALERT_SEVERITY_CRITICAL: RateLimitAlertSeverity.ValueType  # 2
-"""Budget is exhausted (or below 5% remaining); requests are waiting."""
+"""Budget is nearly exhausted: below 10% of the limit remaining."""
 Global___RateLimitAlertSeverity: _TypeAlias = RateLimitAlertSeverity  # noqa: Y015
 
 @_typing.final

@@ -503,12 +503,12 @@ class RateLimitAlertSeverity(betterproto2.Enum):
 
     WARNING = 1
     """
-    Budget is running low (below 20% remaining, or projected to run out before reset).
+    Budget is running low: below 20% of the limit remaining.
     """
 
     CRITICAL = 2
     """
-    Budget is exhausted (or below 5% remaining); requests are waiting.
+    Budget is nearly exhausted: below 10% of the limit remaining.
     """
 
     @classmethod
@@ -1078,7 +1078,7 @@ class CreatePlanRequest(betterproto2.Message):
         5, betterproto2.TYPE_INT32, optional=True
     )
     """
-    Seconds between the end of a run and the next scheduled run.
+    Seconds from the start of a run to the next scheduled run for the same config.
     """
 
     enabled: "bool | None" = betterproto2.field(
@@ -2568,7 +2568,7 @@ class Plan(betterproto2.Message):
         5, betterproto2.TYPE_INT32, optional=True
     )
     """
-    Seconds between the end of a run and the next scheduled run for the same config.
+    Seconds from the start of a run to the next scheduled run for the same config.
     Without it the plan runs only when triggered.
     """
 
@@ -2757,7 +2757,8 @@ class RateLimitHeaders(betterproto2.Message):
 
     reset_format: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
     """
-    Format of the reset header: "epoch_seconds" (default), "delta_seconds" or "http_date".
+    Format of the reset header: "delta_seconds", "epoch_seconds" or "http_date"; empty
+    detects it from the value.
     """
 
     retry_after_header: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
@@ -3563,7 +3564,7 @@ class UpdatePlanRequest(betterproto2.Message):
         5, betterproto2.TYPE_INT32, optional=True
     )
     """
-    Seconds between the end of a run and the next scheduled run.
+    Seconds from the start of a run to the next scheduled run for the same config.
     """
 
     enabled: "bool | None" = betterproto2.field(
