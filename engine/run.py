@@ -143,6 +143,7 @@ async def _completed_on_cancel(
     with contextlib.suppress(Exception):
         async with asyncio.timeout(_CANCEL_GRACE_S):
             await sink.emit_event(meta, event)
+            await sink.flush()  # a pipelined sink has only enqueued it
 
 
 async def _run_cancellable(ex: Execution, cancel: asyncio.Event | None) -> _Ending:

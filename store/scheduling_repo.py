@@ -7,6 +7,7 @@ These are the only queries that span tenants; they run in the scheduler only.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,10 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from store.tables import Execution
 
 __all__ = [
     "SCHEDULER_LOCK_KEY",
@@ -137,28 +136,46 @@ async def list_pairs(session: AsyncSession) -> list[PairRow]:
     ]
 
 
-async def insert_scheduled(session: AsyncSession, runs: Sequence[NewScheduledRun]) -> None:
-    """Insert the queued executions of one tick (batched multi-row INSERTs)."""
-    if not runs:
-        return
-    await session.execute(
-        insert(Execution),
-        [
+_INSERT_SCHEDULED = text(
+    """
+INSERT INTO executions (tenant_id, id, plan_key, plan_id, config_id, integration, kind, trigger, status,
+                        trace_context)
+SELECT x.tenant_id, x.id, x.plan_key, x.plan_id, x.config_id, x.integration, 'plan', 'schedule', 'queued',
+       x.trace_context::jsonb
+FROM unnest(CAST(:tenants AS text[]), CAST(:ids AS uuid[]), CAST(:plan_keys AS text[]),
+            CAST(:plan_ids AS uuid[]), CAST(:config_ids AS uuid[]), CAST(:integrations AS text[]),
+            CAST(:trace_contexts AS text[]))
+     AS x(tenant_id, id, plan_key, plan_id, config_id, integration, trace_context)
+ON CONFLICT (tenant_id, plan_key, config_id)
+    WHERE status IN ('queued', 'running', 'rate_limited') AND trigger = 'schedule'
+    DO NOTHING
+RETURNING id
+"""
+)
+_INSERT_CHUNK = 5000
+
+
+async def insert_scheduled(session: AsyncSession, runs: Sequence[NewScheduledRun]) -> set[UUID]:
+    """Insert the queued executions of one tick: one INSERT ... SELECT FROM unnest(...) per 5,000
+    runs. A pair that already has an active scheduled execution (uq_executions_active_schedule)
+    is skipped; returns the ids actually inserted."""
+    inserted: set[UUID] = set()
+    for start in range(0, len(runs), _INSERT_CHUNK):
+        chunk = runs[start : start + _INSERT_CHUNK]
+        rows = await session.execute(
+            _INSERT_SCHEDULED,
             {
-                "tenant_id": r.tenant_id,
-                "id": r.id,
-                "plan_key": r.plan_key,
-                "plan_id": r.plan_id,
-                "config_id": r.config_id,
-                "integration": r.integration,
-                "kind": "plan",
-                "trigger": "schedule",
-                "status": "queued",
-                "trace_context": r.trace_context,
-            }
-            for r in runs
-        ],
-    )
+                "tenants": [r.tenant_id for r in chunk],
+                "ids": [r.id for r in chunk],
+                "plan_keys": [r.plan_key for r in chunk],
+                "plan_ids": [r.plan_id for r in chunk],
+                "config_ids": [r.config_id for r in chunk],
+                "integrations": [r.integration for r in chunk],
+                "trace_contexts": [json.dumps(r.trace_context, separators=(",", ":")) for r in chunk],
+            },
+        )
+        inserted.update(row.id for row in rows)
+    return inserted
 
 
 async def mark_enqueued(session: AsyncSession, ids: Sequence[tuple[str, UUID]]) -> None:

@@ -206,6 +206,40 @@ class Execution(Base):
             "resume_at",
             postgresql_where=text("status = 'rate_limited'"),
         ),
+        # 0002: the scheduler's "last run of each pair" (newest first) ...
+        Index(
+            "ix_executions_pair_created",
+            "tenant_id",
+            "plan_key",
+            "config_id",
+            text("created_at DESC"),
+            postgresql_where=text("kind = 'plan' AND parent_id IS NULL"),
+        ),
+        # ... at most one active scheduled execution per pair (the scheduler skips a conflict) ...
+        Index(
+            "uq_executions_active_schedule",
+            "tenant_id",
+            "plan_key",
+            "config_id",
+            unique=True,
+            postgresql_where=text("status IN ('queued', 'running', 'rate_limited') AND trigger = 'schedule'"),
+        ),
+        # ... whether a pair has a queued, running or rate-limited run (of any trigger) ...
+        Index(
+            "ix_executions_pair_active",
+            "tenant_id",
+            "plan_key",
+            "config_id",
+            postgresql_where=text(
+                "status IN ('queued', 'running', 'rate_limited') AND kind = 'plan' AND parent_id IS NULL"
+            ),
+        ),
+        # ... and its sweep of queued executions whose job was never confirmed in Redis.
+        Index(
+            "ix_executions_unconfirmed",
+            "created_at",
+            postgresql_where=text("status = 'queued' AND enqueued_at IS NULL"),
+        ),
     )
 
     tenant_id: Mapped[str] = _tenant()

@@ -10,7 +10,8 @@ Options (``--options-json``): ``{"path": P, "stack": StackFacts}`` with P one of
   keep-alive and one connection per concurrent caller.
 
 ``concurrency`` callers (scenario) send ``warmup`` untimed calls, then ``calls`` timed ones; each
-call's latency is taken around the awaited call (reply read and decoded). The generator runs on
+call's latency is taken around the awaited call (reply read and decoded). Then SERIAL_CALLS calls
+one at a time give the path's latency without queueing (``serial_p50_ms``). The generator runs on
 uvloop with grpc.aio / aiohttp, in its own process, on the same 2 cores as the server and Envoy.
 """
 
@@ -29,6 +30,7 @@ __all__ = ["PATHS", "latency_summary", "percentile", "run_load"]
 NAME = "api_latency"
 PATHS = ("direct_grpc", "envoy_grpc", "envoy_rest")
 TENANT_HEADER = "x-orchid-tenant-id"
+SERIAL_CALLS = 200  # after the timed phase, one at a time (not timed as the run's wall time)
 
 Call = Callable[[], Awaitable[int]]  # one GetPlan; returns the reply's size in bytes
 
@@ -126,9 +128,15 @@ async def main(args: Args) -> None:
             size = await run_load(
                 call, calls=scenario.calls, concurrency=scenario.concurrency, latencies=latencies
             )
+        # Then one call at a time: the path's own cost, without the queueing of concurrency 50.
+        serial: list[float] = []
+        await run_load(call, calls=SERIAL_CALLS, concurrency=1, latencies=serial)
+    serial.sort()
     m.extra.update(
         path=path, calls=len(latencies), concurrency=scenario.concurrency, warmup=scenario.warmup,
         reply_bytes=size // max(len(latencies), 1), **latency_summary(latencies, m.wall_s),
+        serial_calls=len(serial), serial_p50_ms=round(percentile(serial, 50) * 1000, 3),
+        serial_p99_ms=round(percentile(serial, 99) * 1000, 3),
     )  # fmt: skip
     report(NAME, args, m)
 

@@ -116,10 +116,34 @@ class _Recorder:
         return await self.inner.send(request)
 
 
+@dataclass
+class _Counting:
+    """RateLimiter wrapper: how many admissions went through the limiter, and the time waited."""
+
+    inner: Any
+    acquires: int = 0
+    waited_s: float = 0.0
+
+    async def acquire(self, rules: Any, subject: Any, *, max_wait_s: float) -> float:
+        waited = float(await self.inner.acquire(rules, subject, max_wait_s=max_wait_s))
+        self.acquires += 1 if rules else 0
+        self.waited_s += waited
+        return waited
+
+    async def observe(self, subject: Any, status_code: int, headers: Any) -> None:
+        await self.inner.observe(subject, status_code, headers)
+
+
+async def _redis_commands(redis: Any) -> int:
+    """Commands Redis has served so far (INFO commandstats)."""
+    stats = await redis.info("commandstats")
+    return sum(int(v.get("calls", 0)) for v in stats.values() if isinstance(v, dict))
+
+
 async def _run_engine(
     args: Args, plan_doc: dict[str, Any], config: dict[str, Any], *, config_id: str,
     m: Measurement | None, recorder_starts: list[float] | None = None, gate: Any = None,
-) -> Any:  # fmt: skip
+) -> tuple[Any, _Counting]:  # fmt: skip
     """validate + run_plan with the Redis limiter and a dropping sink; times the run into ``m``."""
     from redis.asyncio import Redis
 
@@ -140,7 +164,7 @@ async def _run_engine(
         redis = Redis.from_url(args.options["stack"]["redis_url"])
         stack.push_async_callback(redis.aclose)
         await redis.ping()
-        limiter = RedisRateLimiter(redis)
+        limiter = _Counting(RedisRateLimiter(redis))
         http: Any = await stack.enter_async_context(
             build_http_caller(limits, EgressSettings(allowlist=("127.0.0.1",)))
         )
@@ -153,12 +177,15 @@ async def _run_engine(
         if m is None:
             outcome = await run
         else:
+            commands = await _redis_commands(redis)
             with measure() as timed:
                 outcome = await run
             m.wall_s, m.rss_before_mb = timed.wall_s, timed.rss_before_mb
+            # INFO itself counts once: the figure is the limiter's commands during the run.
+            m.extra["redis_commands"] = await _redis_commands(redis) - commands - 1
     if outcome.status != "success":
         raise SystemExit(f"orchid engine run {outcome.status}: {outcome.error}")
-    return outcome
+    return outcome, limiter
 
 
 async def overhead(args: Args) -> None:
@@ -170,12 +197,20 @@ async def overhead(args: Args) -> None:
     config = {"base_url": args.base_url, "per_page": scenario.per_page, "total": scenario.items,
               "latency_ms": scenario.latency_ms}  # fmt: skip
     m = Measurement()
-    outcome = await _run_engine(args, document, config, config_id=f"bench-{uuid.uuid4().hex[:10]}", m=m)
+    outcome, limiter = await _run_engine(
+        args, document, config, config_id=f"bench-{uuid.uuid4().hex[:10]}", m=m
+    )
+    if limiter.acquires < scenario.requests:
+        raise SystemExit(f"only {limiter.acquires} of {scenario.requests} requests went through the limiter")
     stats = outcome.stats
     m.pages = scenario.pages
     m.details = stats.requests - scenario.pages
     m.records = stats.records
-    m.extra.update(mode="overhead", limiter="redis", limit=GENEROUS_LIMIT, requests=stats.requests)
+    m.extra.update(
+        mode="overhead", limiter="redis", limit=GENEROUS_LIMIT, requests=stats.requests,
+        limiter_acquires=limiter.acquires, limiter_waited_s=round(limiter.waited_s, 6),
+        redis_commands_per_request=round(m.extra["redis_commands"] / max(stats.requests, 1), 3),
+    )  # fmt: skip
     report(NAME, args, m)
 
 

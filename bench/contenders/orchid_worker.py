@@ -47,7 +47,7 @@ from devstack.process import free_port, port_open, wait_until
 from devstack.servers import KafkaBroker, Postgres
 from devstack.servers import Redis as RedisServer
 from engine.queue import Envelope, QueueNames, queue_push
-from store import configs_repo, integrations_repo, plans_repo
+from store import configs_repo, integrations_repo, plans_repo, scheduling_repo
 from store.crypto import SecretBox
 from store.migrations import upgrade_head_async
 from store.records import ConfigInput, IntegrationInput, PlanInput
@@ -353,7 +353,17 @@ def _start_profiler(out: str | None, pid: int) -> subprocess.Popen[bytes] | None
 # --- the scheduler case -----------------------------------------------------------------------------
 
 
-async def scheduler_case(stack: Stack, *, pairs: int, lead_s: float, timeout_s: float) -> dict[str, Any]:
+async def scheduler_case(
+    stack: Stack,
+    *,
+    pairs: int,
+    lead_s: float,
+    timeout_s: float,
+    history: int = 0,
+    active: int = 0,
+    explain: bool = False,
+    profile: str | None = None,
+) -> dict[str, Any]:
     engine = create_async_engine(stack.dsn, pool_size=2)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     redis = Redis.from_url(stack.redis.url)
@@ -392,10 +402,36 @@ async def scheduler_case(stack: Stack, *, pairs: int, lead_s: float, timeout_s: 
             ]
             for start in range(0, len(rows), 2000):
                 await session.execute(insert(Execution), rows[start : start + 2000])
+            if history > 0:  # older finished runs of every pair, as a scheduler in production sees
+                await session.execute(
+                    text(
+                        "INSERT INTO executions (tenant_id, id, plan_key, plan_id, config_id, integration,"
+                        " kind, trigger, status, created_at, started_at, finished_at, enqueued_at) "
+                        "SELECT e.tenant_id, gen_random_uuid(), e.plan_key, e.plan_id, e.config_id,"
+                        " e.integration, 'plan', 'schedule', 'success', t, t, t, t "
+                        "FROM executions e, LATERAL (SELECT e.created_at - make_interval(hours => g) AS t"
+                        " FROM generate_series(1, :history) g) h"
+                    ),
+                    {"history": history},
+                )
+            if active > 0:  # other work of the tenant, queued or running meanwhile (manual runs)
+                await session.execute(
+                    text(
+                        "INSERT INTO executions (tenant_id, id, plan_key, config_id, integration, kind,"
+                        " trigger, status) SELECT :tenant, gen_random_uuid(), 'busy-' || g, gen_random_uuid(),"
+                        " 'bench', 'plan', 'manual', 'queued' FROM generate_series(1, :active) g"
+                    ),
+                    {"tenant": TENANT, "active": active},
+                )
         async with engine.connect() as conn:
             await conn.execute(text("ANALYZE executions"))
             await conn.commit()
+            if explain:
+                plan = await conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + str(scheduling_repo._PAIRS)))
+                print("\n".join(r[0] for r in plan), file=sys.stderr)
+                await conn.rollback()
         with processes(stack, "scheduler", 1, SCHEDULER_POLL_INTERVAL="30s") as procs:
+            profiler = _start_profiler(profile, procs[0].pid)
             while True:
                 remaining = (due_at - await _db_now(engine)).total_seconds()
                 if remaining <= 0:
@@ -411,10 +447,15 @@ async def scheduler_case(stack: Stack, *, pairs: int, lead_s: float, timeout_s: 
                     break
                 await asyncio.sleep(0.02)
             elapsed = time.perf_counter() - started
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(30)
         return {
             "contender": NAME,
             "case": "scheduler",
             "pairs": len(rows),
+            "history_per_pair": history,
+            "other_active_executions": active,
             "in_stream": count,
             "due_to_all_in_stream_s": round(elapsed, 3),
             "ok": count >= len(rows),
@@ -451,7 +492,16 @@ async def run(args: argparse.Namespace, stack: Stack) -> int:
         print(json.dumps(result), flush=True)
         failed |= not result["ok"]
     if "scheduler" in only:
-        result = await scheduler_case(stack, pairs=args.scheduler_pairs, lead_s=8.0, timeout_s=args.timeout)
+        result = await scheduler_case(
+            stack,
+            pairs=args.scheduler_pairs,
+            lead_s=8.0,
+            timeout_s=args.timeout,
+            history=args.scheduler_history,
+            active=args.scheduler_active,
+            explain=args.explain,
+            profile=args.profile_scheduler,
+        )
         print(json.dumps(result), flush=True)
         failed |= not result["ok"]
     return 1 if failed else 0
@@ -469,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", help="py-spy output of the 1-worker run (.txt: collapsed stacks, else speedscope)"
     )
+    parser.add_argument("--scheduler-history", type=int, default=10, help="older runs per pair")
+    parser.add_argument("--scheduler-active", type=int, default=10_000, help="other queued executions")
+    parser.add_argument("--explain", action="store_true", help="print the scheduler's pair query plan")
+    parser.add_argument("--profile-scheduler", help="py-spy output of the scheduler run (as --profile)")
     parser.add_argument("--keep", action="store_true", help="keep the stack directory (logs)")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="orchid-worker-bench-"))

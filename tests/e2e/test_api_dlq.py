@@ -1,9 +1,9 @@
 """DlqService end to end: List (with ``count``), Stats, Get, Retry, Delete, tenant isolation and
 the admin-only ``all_tenants`` view.
 
-Only a worker puts entries in the DLQ and this stack runs none, so entries are written straight
-into the stack's Postgres with store.dlq_repo (as the worker would), for real executions created
-through TriggerPlan. Everything else goes through Envoy.
+Only a worker puts entries in the DLQ, and only after its retries (seconds), so entries are
+written straight into the stack's Postgres with store.dlq_repo (as the worker would), for real
+executions created through TriggerPlan. Everything else goes through Envoy.
 """
 
 from __future__ import annotations

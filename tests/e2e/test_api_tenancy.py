@@ -189,7 +189,8 @@ async def test_executions(api: Apis, world: World) -> None:
         b, "ExecutionService.ListExecutions", "executions", world, config_id=world.config["id"]
     )
     mine = (await api.a.call("ExecutionService.GetExecution", id=execution_id)).ok()
-    assert mine["status"] == "EXECUTION_STATUS_QUEUED"  # B's cancel did nothing
+    # B's cancel did nothing (the stack's worker may have started or retried it meanwhile).
+    assert mine["status"] != "EXECUTION_STATUS_CANCELLED"
 
 
 async def test_statistics_and_rate_limits(api: Apis, world: World) -> None:
