@@ -192,21 +192,11 @@ async def mark_enqueued(session: AsyncSession, ids: Sequence[tuple[str, UUID]]) 
     )
 
 
-async def list_unconfirmed(
-    session: AsyncSession, *, min_age: timedelta, recheck_after: timedelta, limit: int = 1000
-) -> list[QueuedRow]:
-    """Queued executions whose job may not be in Redis: never confirmed (``enqueued_at`` NULL)
-    for ``min_age`` past their creation or retry time, or confirmed longer than
-    ``recheck_after`` ago. Re-enqueueing them is harmless: enqueue is idempotent per attempt."""
-    failed = (
-        "(SELECT count(*) FROM execution_attempts a WHERE a.tenant_id = e.tenant_id "
-        "AND a.execution_id = e.id AND a.outcome = 'failed')"
-    )
-    rows = await session.execute(
-        text(
-            f"""
+_UNCONFIRMED = text(
+    """
 SELECT e.tenant_id, e.id, e.plan_key, e.config_id, e.trigger, e.replay_of, e.trace_context,
-       1 + {failed} AS attempt
+       1 + (SELECT count(*) FROM execution_attempts a
+            WHERE a.tenant_id = e.tenant_id AND a.execution_id = e.id AND a.outcome = 'failed') AS attempt
 FROM executions e
 WHERE e.status = 'queued' AND e.kind = 'plan' AND e.parent_id IS NULL
   AND ((e.enqueued_at IS NULL AND coalesce(e.resume_at, e.created_at) < now() - CAST(:min_age AS interval))
@@ -214,8 +204,17 @@ WHERE e.status = 'queued' AND e.kind = 'plan' AND e.parent_id IS NULL
 ORDER BY e.created_at
 LIMIT :limit
 """
-        ),
-        {"min_age": min_age, "recheck_after": recheck_after, "limit": limit},
+)
+
+
+async def list_unconfirmed(
+    session: AsyncSession, *, min_age: timedelta, recheck_after: timedelta, limit: int = 1000
+) -> list[QueuedRow]:
+    """Queued executions whose job may not be in Redis: never confirmed (``enqueued_at`` NULL)
+    for ``min_age`` past their creation or retry time, or confirmed longer than
+    ``recheck_after`` ago. Re-enqueueing them is harmless: enqueue is idempotent per attempt."""
+    rows = await session.execute(
+        _UNCONFIRMED, {"min_age": min_age, "recheck_after": recheck_after, "limit": limit}
     )
     return [
         QueuedRow(

@@ -418,8 +418,9 @@ async def scheduler_case(
                 await session.execute(
                     text(
                         "INSERT INTO executions (tenant_id, id, plan_key, config_id, integration, kind,"
-                        " trigger, status) SELECT :tenant, gen_random_uuid(), 'busy-' || g, gen_random_uuid(),"
-                        " 'bench', 'plan', 'manual', 'queued' FROM generate_series(1, :active) g"
+                        " trigger, status) SELECT :tenant, gen_random_uuid(), 'busy-' || g,"
+                        " gen_random_uuid(), 'bench', 'plan', 'manual', 'queued'"
+                        " FROM generate_series(1, :active) g"
                     ),
                     {"tenant": TENANT, "active": active},
                 )
@@ -428,6 +429,10 @@ async def scheduler_case(
             await conn.commit()
             if explain:
                 plan = await conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + str(scheduling_repo._PAIRS)))
+                print("\n".join(r[0] for r in plan), file=sys.stderr)
+                sweep = str(scheduling_repo._UNCONFIRMED).replace(":min_age", "'10 seconds'")
+                sweep = sweep.replace(":recheck_after", "'10 minutes'").replace(":limit", "1000")
+                plan = await conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sweep))
                 print("\n".join(r[0] for r in plan), file=sys.stderr)
                 await conn.rollback()
         with processes(stack, "scheduler", 1, SCHEDULER_POLL_INTERVAL="30s") as procs:

@@ -37,7 +37,10 @@ async def engine(stack: Stack) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 def seed(engine: AsyncEngine) -> Seed:
-    """A DLQ entry of ``tenant`` for a fresh QUEUED execution of a fresh plan of ``api``'s tenant."""
+    """A DLQ entry of ``tenant`` for a fresh execution of a fresh plan of ``api``'s tenant.
+
+    The execution is cancelled at once, so the stack's real worker never runs it into a DLQ
+    entry of its own (its config points at a closed port) while a test counts entries."""
     sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def make(api: Api, tenant: str) -> Json:
@@ -45,6 +48,7 @@ def seed(engine: AsyncEngine) -> Seed:
         config = await api.config(integration["id"])
         plan = await api.plan(integration["name"])
         [execution_id] = (await api.call("PlanService.TriggerPlan", key=plan["key"])).ok()["execution_ids"]
+        await api.call("ExecutionService.CancelExecution", id=execution_id)
         async with sessions.begin() as session:
             entry = await dlq_repo.add(
                 session,
