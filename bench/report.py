@@ -170,12 +170,12 @@ def _stack_targets(summaries: Sequence[Summary], scenarios: Sequence[Scenario]) 
     name = f"Envoy's addition to GetPlan p50, gRPC{at}"
     goal = f"<= {ENVOY_OVERHEAD_MS:g} ms"
     if direct is not None and envoy is not None:
-        added = envoy - direct
+        added = round(envoy - direct, 2) + 0.0  # no "-0.00"
         figure = f"{added:+.2f} ms ({envoy:.2f} through Envoy - {direct:.2f} direct)"
         serial_direct = _metric(_find(summaries, API_DIRECT, "api_latency"), "serial_p50_ms")
         serial_envoy = _metric(_find(summaries, API_ENVOY_GRPC, "api_latency"), "serial_p50_ms")
         if serial_direct is not None and serial_envoy is not None:
-            figure += f"; one call at a time: {serial_envoy - serial_direct:+.2f} ms"
+            figure += f"; one call at a time: {round(serial_envoy - serial_direct, 2) + 0.0:+.2f} ms"
         targets = [Target(name, goal, figure, "PASS" if added <= ENVOY_OVERHEAD_MS else "MISS")]
     else:
         targets = [Target(name, goal, "not measured", "N/A")]

@@ -2,7 +2,9 @@
 
 Per page, in order: send (engine.fetch) -> check the page is JSON when the step reads its fields
 -> same-page check -> ``abort_when`` -> ``extract`` -> publish -> ``context_updates`` -> sub-steps
--> ``break_when`` -> ``while``.
+-> ``break_when`` -> ``while``. "Sub-steps" queues the page's items to the step's fan-out pools
+(engine.fanout.FanOut, one per sub-step, shared by all the step's pages): the loop goes on to the
+next page while they run, and the step ends only once every item is done.
 
 Pagination fails loudly instead of spinning: a request identical to the previous iteration's (the
 API handed back the same cursor), a response body identical to the previous page's, or more than

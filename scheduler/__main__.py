@@ -41,7 +41,12 @@ def cli() -> int:
         print(f"scheduler: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.observability)
-    asyncio.run(main(settings))
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main(settings))
+    else:
+        uvloop.run(main(settings))
     return 0
 
 

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("orchid.scheduler")
 
 _PUSH_CHUNK = 1000
+# Chunks pushed at the same time (each on its own connection).
+_PUSHES_IN_FLIGHT = 2
 # Jobs per call of ENQUEUE_MANY_SCRIPT.
 _SCRIPT_BATCH = 250
 # Scheduled runs are the roots of their traces.
@@ -210,21 +212,34 @@ class Scheduler:
 
     async def _push(self, envelopes: Sequence[Envelope]) -> int:
         """Push jobs and confirm them in the database; returns how many are confirmed. A Redis
-        failure leaves the rest unconfirmed for the sweep."""
+        failure leaves the rest unconfirmed for the sweep. Two chunks are in flight at a time, so
+        packing the next one overlaps Redis running the previous one."""
         confirmed: list[tuple[str, UUID]] = []
-        try:
-            for start in range(0, len(envelopes), _PUSH_CHUNK):
-                chunk = envelopes[start : start + _PUSH_CHUNK]
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for at in range(0, len(chunk), _SCRIPT_BATCH):
-                        keys, args = _enqueue_many_args(self._names, chunk[at : at + _SCRIPT_BATCH])
-                        # EVAL, not EVALSHA: a freshly restarted Redis needs no SCRIPT LOAD
-                        pipe.eval(ENQUEUE_MANY_SCRIPT, len(keys), *keys, *args)
-                    await pipe.execute()
+        failures: list[BaseException] = []
+        in_flight = asyncio.Semaphore(_PUSHES_IN_FLIGHT)
+
+        async def push(chunk: Sequence[Envelope]) -> None:
+            async with in_flight:
+                if failures:
+                    return  # Redis is failing: leave the rest to the sweep
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for at in range(0, len(chunk), _SCRIPT_BATCH):
+                            keys, args = _enqueue_many_args(self._names, chunk[at : at + _SCRIPT_BATCH])
+                            # EVAL, not EVALSHA: a freshly restarted Redis needs no SCRIPT LOAD
+                            pipe.eval(ENQUEUE_MANY_SCRIPT, len(keys), *keys, *args)
+                        await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    failures.append(exc)
+                    return
                 confirmed.extend((e.tenant_id, UUID(e.job_id)) for e in chunk)
-        except (RedisError, OSError) as exc:
+
+        await asyncio.gather(
+            *(push(envelopes[start : start + _PUSH_CHUNK]) for start in range(0, len(envelopes), _PUSH_CHUNK))
+        )
+        if failures:
             log.warning("enqueue failed after %d of %d jobs (%s); the sweep will retry the rest",
-                        len(confirmed), len(envelopes), exc)  # fmt: skip
+                        len(confirmed), len(envelopes), failures[0])  # fmt: skip
         if confirmed:
             async with self._sessions.begin() as session:
                 await scheduling_repo.mark_enqueued(session, confirmed)

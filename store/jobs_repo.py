@@ -228,7 +228,10 @@ started AS (
         resume_at = NULL
     WHERE e.tenant_id = $1 AND e.id = $2 AND e.status IN {_RUNNABLE_SQL}
       AND $3::int >= 1 + (SELECT failed FROM prior)
-    RETURNING e.*
+    RETURNING e.id, e.tenant_id, e.plan_key, e.plan_id, e.config_id, e.integration, e.auth_flow_id,
+              e.parent_id, e.replay_of, e.step_path, e.kind, e.trigger, e.status, e.resume_at, e.error,
+              e.stats, e.idempotency_key, e.trace_context, e.cancel_requested, e.attempts, e.created_at,
+              e.enqueued_at, e.started_at, e.finished_at
 ),
 lost AS (
     UPDATE execution_attempts a

@@ -187,7 +187,7 @@ async def _consumer(facts: StackFacts) -> Any:
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=facts["kafka"], group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", request_timeout_ms=10_000, fetch_max_wait_ms=50,
+        auto_offset_reset="earliest", request_timeout_ms=10_000, fetch_max_wait_ms=10,
     )  # fmt: skip
     await consumer.start()
     topic = facts["response_topic"]
