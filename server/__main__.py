@@ -10,11 +10,16 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from typing import Any
 
+import uvloop
 from orchid.v1 import ops_pb2_grpc
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from engine.queue import QueueNames
@@ -38,17 +43,50 @@ log = logging.getLogger("server")
 
 VERSION = "0.1.0"
 
+# A pooled connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 1.0
+
 
 def database_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+    """Every one of DB_MAX_OPEN_CONNS connections stays pooled (as the worker's do): with only
+    DB_MAX_IDLE_CONNS kept, each RPC beyond that many in flight would open a connection (TLS
+    attempt, auth, codec setup) and close it again. LIFO keeps the busy few warm; the rest sit
+    idle and are pinged before their next use."""
     db = settings.database
-    size = db.max_idle_conns if pool_size is None else pool_size
-    return create_async_engine(
+    size = db.max_open_conns if pool_size is None else pool_size
+    engine = create_async_engine(
         db.dsn,
         pool_size=max(size, 1),
-        max_overflow=max(db.max_open_conns - size, 0),
-        pool_pre_ping=True,
+        max_overflow=0,
+        pool_use_lifo=True,
         connect_args={"command_timeout": db.command_timeout_s, "timeout": 5},
     )
+    ping_idle_connections(engine)
+    return engine
+
+
+def ping_idle_connections(engine: AsyncEngine, *, idle_s: float = PING_AFTER_IDLE_S) -> None:
+    """pool_pre_ping, but only for connections that sat idle: pool_pre_ping costs three round
+    trips (BEGIN, a ping, ROLLBACK) on every checkout, more than a one-row read itself. A
+    connection asyncpg already saw closed (a database restart) is replaced without a ping; one
+    in steady use is handed out as is (if it broke meanwhile, the error invalidates the pool)."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["orchid_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.pop("orchid_idle_since", None)
+        if idle_since is None:  # a new connection
+            return
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("connection closed while pooled")
+        if time.monotonic() - idle_since >= idle_s:
+            try:
+                dbapi_connection.ping()
+            except Exception as exc:
+                raise DisconnectionError("pooled connection failed its ping") from exc
 
 
 def redis_client(settings: RedisSettings, *, probe: bool = False) -> Redis:
@@ -138,7 +176,7 @@ def _host_of(listen: str) -> str:
 def main() -> None:
     settings = Settings.from_env()
     configure_logging(settings.observability)
-    asyncio.run(serve(settings))
+    uvloop.run(serve(settings))  # grpc.aio and asyncpg both run on uvloop
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ documents pass engine.validate.validate_plan. Proto3 defaults ("" and 0) become 
 
 from __future__ import annotations
 
+import functools
+import json
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -301,11 +303,32 @@ def plan_input(
 
 def plan_to_proto(record: PlanRecord) -> plans_pb2.Plan:
     """The stored document as a Plan, plus the server fields."""
-    message = _parse(record.definition, plans_pb2.Plan())
-    message.id = str(record.id)
-    message.created_at.CopyFrom(_timestamp(record.created_at))
-    message.updated_at.CopyFrom(_timestamp(record.updated_at))
+    return _plan_message(record.definition, record.id, record.created_at, record.updated_at)
+
+
+def _plan_message(
+    definition: Json, plan_id: UUID, created_at: datetime, updated_at: datetime
+) -> plans_pb2.Plan:
+    message = _parse(definition, plans_pb2.Plan())
+    message.id = str(plan_id)
+    message.created_at.CopyFrom(_timestamp(created_at))
+    message.updated_at.CopyFrom(_timestamp(updated_at))
     return message
+
+
+def plan_document_to_proto(
+    plan_id: UUID, created_at: datetime, updated_at: datetime, definition_json: str
+) -> plans_pb2.Plan:
+    """plan_to_proto of a plan read as (id, timestamps, document JSON text), without parsing the
+    document again while it is unchanged: the Plan is a function of exactly these four values, so
+    its serialized form is cached on them (the hot GetPlan path) and a fresh message is returned."""
+    return plans_pb2.Plan.FromString(_plan_bytes(plan_id, created_at, updated_at, definition_json))
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan_bytes(plan_id: UUID, created_at: datetime, updated_at: datetime, definition_json: str) -> bytes:
+    message = _plan_message(json.loads(definition_json), plan_id, created_at, updated_at)
+    return message.SerializeToString()
 
 
 # --- Executions -------------------------------------------------------------------------------

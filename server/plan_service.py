@@ -8,11 +8,11 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 from orchid.v1 import plans_pb2, plans_pb2_grpc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.errors import InvalidArgumentError
 from server.auth import current_caller
-from server.convert import optional_uuid, plan_input, plan_to_proto, required
+from server.convert import optional_uuid, plan_document_to_proto, plan_input, plan_to_proto, required
 from server.errors import maps_errors
 from server.ports import JobQueue, enqueue_executions
 from settings.model import ExecutionLimits
@@ -31,6 +31,12 @@ class PlanService(plans_pb2_grpc.PlanServiceServicer):
         self._sessions = sessions
         self._limits = limits
         self._queue = queue
+        # GetPlan reads one row: on an autocommit connection that is one round trip (no BEGIN /
+        # COMMIT). Same pool as the sessions.
+        bind = sessions.kw.get("bind")
+        self._reader = (
+            bind.execution_options(isolation_level="AUTOCOMMIT") if isinstance(bind, AsyncEngine) else None
+        )
 
     @maps_errors
     async def ListPlans(
@@ -64,6 +70,12 @@ class PlanService(plans_pb2_grpc.PlanServiceServicer):
     async def GetPlan(self, request: plans_pb2.GetPlanRequest, context: Context) -> plans_pb2.Plan:
         tenant = current_caller().tenant_id
         key = required(request.key, "key")
+        if self._reader is not None:
+            async with self._reader.connect() as connection:
+                document = await plans_repo.get_document(connection, tenant, key)
+            if document is not None:
+                return plan_document_to_proto(*document)
+        # Not found (or no engine to read from): the session path names the right error.
         async with self._sessions.begin() as session:
             record = await plans_repo.get(session, tenant, key)
         return plan_to_proto(record)

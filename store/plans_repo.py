@@ -4,11 +4,13 @@ in ``definition`` so that GetPlan returns exactly what was sent."""
 from __future__ import annotations
 
 import copy
+from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Text, bindparam, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from engine.errors import InvalidArgumentError, PreconditionFailedError
 from store import auth_flows_repo
@@ -22,6 +24,7 @@ __all__ = [
     "delete",
     "get",
     "get_by_id",
+    "get_document",
     "list_page",
     "set_enabled",
     "trigger_targets",
@@ -97,6 +100,31 @@ async def create(session: AsyncSession, tenant_id: str, data: PlanInput) -> Plan
 
 async def get(session: AsyncSession, tenant_id: str, key: str) -> PlanRecord:
     return _record(await _row(session, tenant_id, key))
+
+
+class PlanDocument(NamedTuple):
+    """What GetPlan returns, read in one statement: the stored document as Postgres' JSON text
+    (not decoded, so a caller can cache on it) and the server fields."""
+
+    id: UUID
+    created_at: datetime
+    updated_at: datetime
+    definition_json: str
+
+
+# Built once: SQLAlchemy memoizes the statement's cache key, so each execution reuses the
+# compiled SQL (and asyncpg its prepared statement).
+_DOCUMENT_QUERY = select(Plan.id, Plan.created_at, Plan.updated_at, cast(Plan.definition, Text)).where(
+    Plan.tenant_id == bindparam("tenant_id"), Plan.key == bindparam("key")
+)
+
+
+async def get_document(connection: AsyncConnection, tenant_id: str, key: str) -> PlanDocument | None:
+    """GetPlan's read: one SELECT, no ORM; None when the tenant has no such plan (``get`` then
+    tells not-found from another tenant's plan). The connection may be in autocommit mode."""
+    result = await connection.execute(_DOCUMENT_QUERY, {"tenant_id": tenant_id, "key": key})
+    row = result.first()
+    return None if row is None else PlanDocument(*row)
 
 
 async def get_by_id(session: AsyncSession, tenant_id: str, plan_id: UUID) -> PlanRecord:

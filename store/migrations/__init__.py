@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 __all__ = ["HEAD", "alembic_config", "upgrade_head", "upgrade_head_async"]
 
-HEAD = "0001_initial"
+HEAD = "0002_scheduler_indexes"
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
 

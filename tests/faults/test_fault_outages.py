@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import pytest
 from fault_support import Processes, pending_count, trigger
@@ -21,6 +22,17 @@ from store import dlq_repo
 from store.tables import Execution
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+
+
+@pytest.fixture
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker of this module's own: the outage test stops and restarts it, and Tansu's
+    in-memory engine answers the first produces after a restart with UnknownError, which must
+    not leak into the other suites that share the session's broker."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    yield broker
+    broker.stop()
 
 
 async def _statuses(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
