@@ -190,6 +190,8 @@ class Envoy:
     audience: str = DEV_AUDIENCE
     upstream_host: str = "127.0.0.1"
     forward_jwt: bool = False
+    # Envoy worker threads; None is Envoy's default, one per core.
+    concurrency: int | None = None
     port: int = field(default_factory=free_port)
     admin_port: int = field(default_factory=free_port)
     _proc: ManagedProcess | None = field(default=None, init=False, repr=False)
@@ -238,6 +240,7 @@ class Envoy:
                 "warning",
                 # No shared-memory hot restart: several Envoys (parallel test runs) can coexist.
                 "--disable-hot-restart",
+                *(() if self.concurrency is None else ("--concurrency", str(self.concurrency))),
             ],
             log_path=self.log_path,
         )
@@ -279,6 +282,7 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--issuer", default=DEV_ISSUER)
     parser.add_argument("--audience", action="append", help=f"repeatable; default {DEV_AUDIENCE}")
     parser.add_argument("--forward-jwt", action="store_true", help="pass Authorization upstream")
+    parser.add_argument("--concurrency", type=int, help="worker threads (run only; default one per core)")
     return parser.parse_args(argv)
 
 
@@ -305,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = Path(".devstack/envoy/envoy.yaml")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(rendered)
-    return subprocess.call([str(envoy_bin()), "-c", str(path), "--log-level", "info"])
+    threads = () if args.concurrency is None else ("--concurrency", str(args.concurrency))
+    return subprocess.call([str(envoy_bin()), "-c", str(path), "--log-level", "info", *threads])
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def test_config_names_the_descriptor_and_every_service(tmp_path: Path) -> None:
     # The header scrubber comes before jwt_authn; the transcoder after the body limit.
     order = [
         text.index(f"- name: envoy.filters.http.{name}")
-        for name in ("header_mutation", "jwt_authn", "lua", "buffer", "grpc_json_transcoder", "router")
+        for name in ("header_mutation", "jwt_authn", "rbac", "buffer", "grpc_json_transcoder", "router")
     ]
     assert order == sorted(order)
 
