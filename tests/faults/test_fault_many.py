@@ -82,8 +82,11 @@ async def test_two_schedulers_three_workers_200_pairs(
     assert len(by_pair) == PLANS * CONFIGS
     assert {row.status for row in rows} == {"success"}
     runs = [len(v) for v in by_pair.values()]
-    # every pair ran in every interval it had: at least 3 times in 14 s with a 4 s wait
-    assert min(runs) >= RUN_FOR_S // WAIT_S - 1, runs
+    # Every pair got its turns: at least twice in 14 s with a 4 s wait (3 on an idle machine; the
+    # first round of 200 runs can take seconds when the 2 cores are shared), and no pair lagged
+    # the others by more than one interval.
+    assert min(runs) >= 2, runs
+    assert max(runs) - min(runs) <= 1, runs
     for executions in by_pair.values():
         executions.sort(key=lambda e: e.started_at or e.created_at)
         for earlier, later in itertools.pairwise(executions):
