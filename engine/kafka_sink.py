@@ -113,6 +113,16 @@ class KafkaSink:
             ) from exc
         return cls(producer, settings)
 
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The started producer, for the few messages that are not an execution's (alerts, auth
+        events): send with ``send_and_wait``."""
+        return self._producer
+
+    @property
+    def settings(self) -> KafkaSettings:
+        return self._settings
+
     async def aclose(self) -> None:
         await self._producer.stop()
 

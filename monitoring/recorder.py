@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -266,9 +266,11 @@ class LimiterMonitor:
         metrics: RateLimitMetrics | None = None,
         *,
         max_queue: int = 1000,
+        flush_interval_s: float = 5.0,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._recorder = recorder
+        self._flush_interval_s = flush_interval_s
         self._metrics = metrics
         self._queue: asyncio.Queue[Observation] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
@@ -292,16 +294,31 @@ class LimiterMonitor:
         self._task = None
 
     async def _drain(self) -> None:
+        """Record observations as they come; every ``flush_interval_s`` also write the ones the
+        recorder's throttle held back (a state that resolves an alert another worker opened
+        must not wait for the next observation of its endpoint)."""
+        next_flush = time.monotonic() + self._flush_interval_s
         while True:
-            obs = await self._queue.get()
             try:
-                await self._recorder.record(obs)
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("rate-limit state not recorded: %s", exc)
-            except Exception:
-                log.exception("rate-limit recorder failed")
+                async with asyncio.timeout(max(0.0, next_flush - time.monotonic())):
+                    obs = await self._queue.get()
+            except TimeoutError:
+                next_flush = time.monotonic() + self._flush_interval_s
+                await self._guarded(self._recorder.flush())
+                continue
+            try:
+                await self._guarded(self._recorder.record(obs))
             finally:
                 self._queue.task_done()
+
+    @staticmethod
+    async def _guarded(work: Awaitable[object]) -> None:
+        try:
+            await work
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("rate-limit state not recorded: %s", exc)
+        except Exception:
+            log.exception("rate-limit recorder failed")
 
     def _submit(self, obs: Observation) -> None:
         with contextlib.suppress(asyncio.QueueFull):

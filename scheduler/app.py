@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 
+from scheduler.retention import retention_loop
 from scheduler.tick import Scheduler
 from settings.model import Settings
 from store.database import create_engine, create_sessions
@@ -26,12 +27,19 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
         stack.push_async_callback(db.dispose)
         redis = connect_redis(settings.redis)
         stack.push_async_callback(redis.aclose)
+        sessions = create_sessions(db)
         scheduler = Scheduler(
-            create_sessions(db),
+            sessions,
             redis,
             queue_names(settings.redis),
             poll_interval_s=settings.scheduler.poll_interval_s,
         )
         log.info("scheduler polling every %.0fs", settings.scheduler.poll_interval_s)
-        await scheduler.run(stop)
+        retention = asyncio.create_task(retention_loop(sessions, redis, stop), name="retention")
+        try:
+            await scheduler.run(stop)
+        finally:
+            retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retention
         log.info("scheduler stopped")

@@ -139,7 +139,7 @@ async def serve(settings: Settings) -> None:
             ],
         )
         server, port = create_server(
-            *build_servicers(sessions, settings, queue=queue),
+            *build_servicers(sessions, settings, queue=queue, redis=redis),
             (ops_pb2_grpc.add_OpsServiceServicer_to_server, OpsServicer(reporter)),
             listen=settings.server.grpc_listen,
             interceptors=default_interceptors(settings.auth, tracing=tracing_interceptor(provider)),

@@ -23,6 +23,7 @@ from orchid.v1 import (
     rate_limits_pb2_grpc,
     statistics_pb2_grpc,
 )
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.auth_flow_service import AuthFlowService
@@ -43,14 +44,22 @@ AddToServer = Callable[[Any, grpc.aio.Server], None]
 
 
 def build_servicers(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, *, queue: JobQueue | None = None
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    queue: JobQueue | None = None,
+    redis: Redis | None = None,
 ) -> list[tuple[AddToServer, object]]:
-    """(add_XServicer_to_server, servicer) pairs for server.app.create_server."""
+    """(add_XServicer_to_server, servicer) pairs for server.app.create_server. ``redis`` lets
+    AuthFlowService drop a flow's cached tokens when the flow changes."""
     secrets = SecretBox.from_settings(settings.secrets)
     return [
         (integrations_pb2_grpc.add_IntegrationServiceServicer_to_server, IntegrationService(sessions)),
         (configs_pb2_grpc.add_ConfigServiceServicer_to_server, ConfigService(sessions, secrets)),
-        (auth_flows_pb2_grpc.add_AuthFlowServiceServicer_to_server, AuthFlowService(sessions, secrets)),
+        (
+            auth_flows_pb2_grpc.add_AuthFlowServiceServicer_to_server,
+            AuthFlowService(sessions, secrets, redis),
+        ),
         (plans_pb2_grpc.add_PlanServiceServicer_to_server, PlanService(sessions, settings.limits, queue)),
         (executions_pb2_grpc.add_ExecutionServiceServicer_to_server, ExecutionService(sessions, queue)),
         (statistics_pb2_grpc.add_StatisticsServiceServicer_to_server, StatisticsService(sessions)),

@@ -28,7 +28,10 @@ __all__ = [
     "current_attempt",
     "decrypt_values",
     "finish_run",
+    "insert_auth_run",
     "load_run_inputs",
+    "mark_rate_limited",
+    "mark_running",
     "requeue_for_retry",
     "requeue_run",
     "start_run",
@@ -47,6 +50,10 @@ class RunInputs:
     config_values: Json
     secrets: tuple[str, ...]
     context: Json
+    # The auth flow the run uses (the plan's, else the config's) and the config's rate-limit
+    # header names (configs.rate_limit_headers; None when it keeps the defaults).
+    auth_flow_id: UUID | None = None
+    rate_limit_headers: Json | None = None
 
 
 def _secret_leaves(document: Any, box: SecretBox) -> Iterator[str]:
@@ -253,13 +260,15 @@ SELECT s.id, s.tenant_id, s.plan_key, s.plan_id, s.config_id, s.integration, s.a
        (SELECT attempts FROM before) AS before_attempts,
        (SELECT lost FROM prior) + (SELECT count(*) FROM lost) AS lost_deliveries,
        p.id AS p_id, p.updated_at AS p_updated_at, p.definition::text AS p_definition,
-       c.values::text AS c_values, pc.context::text AS context
+       c.values::text AS c_values, pc.context::text AS context,
+       coalesce(p.auth_flow_id, c.auth_flow_id) AS run_auth_flow_id,
+       nullif(c.rate_limit_headers, '{{}}'::jsonb)::text AS c_rate_limit_headers
 FROM started s
 LEFT JOIN LATERAL (
-    SELECT p.id, p.updated_at, p.definition FROM plans p
+    SELECT p.id, p.updated_at, p.definition, p.auth_flow_id FROM plans p
     WHERE p.tenant_id = s.tenant_id AND s.plan_id IS NOT NULL AND p.id = s.plan_id
     UNION ALL
-    SELECT p.id, p.updated_at, p.definition FROM plans p
+    SELECT p.id, p.updated_at, p.definition, p.auth_flow_id FROM plans p
     WHERE p.tenant_id = s.tenant_id AND s.plan_id IS NULL AND p.key = s.plan_key
     LIMIT 1
 ) p ON true
@@ -339,11 +348,15 @@ async def start_run(
         values, found_secrets = decrypt_values(orjson.loads(row["c_values"]), secrets)
     if row["context"] is not None:
         context = dict(orjson.loads(row["context"]) or {})
+    flow_id: UUID | None = row["run_auth_flow_id"]
+    headers = _json_text(row["c_rate_limit_headers"])
     if row["p_id"] is None:
-        inputs = RunInputs(None, None, None, values, found_secrets, context)
+        inputs = RunInputs(None, None, None, values, found_secrets, context, flow_id, headers)
     else:
         definition = orjson.loads(row["p_definition"])
-        inputs = RunInputs(row["p_id"], row["p_updated_at"], definition, values, found_secrets, context)
+        inputs = RunInputs(
+            row["p_id"], row["p_updated_at"], definition, values, found_secrets, context, flow_id, headers
+        )
     return StartedRun(execution, inputs, lost)
 
 
@@ -469,3 +482,67 @@ async def requeue_run(
         resume_at,
     )
     return bool(row["done"])
+
+
+# --- While a run waits on a rate limit, and the auth runs it makes --------------------------------
+
+# $1 tenant, $2 execution, $3 resume at: the running execution shows RATE_LIMITED until then.
+MARK_RATE_LIMITED_SQL = """
+UPDATE executions SET status = 'rate_limited', resume_at = $3::timestamptz
+WHERE tenant_id = $1 AND id = $2 AND status IN ('running', 'rate_limited')
+"""
+
+# $1 tenant, $2 execution, $3 the resume time that was shown (a later mark is left alone).
+MARK_RUNNING_SQL = """
+UPDATE executions SET status = 'running', resume_at = NULL
+WHERE tenant_id = $1 AND id = $2 AND status = 'rate_limited' AND resume_at <= $3::timestamptz
+"""
+
+# $1 tenant, $2 parent execution, $3 plan key, $4 plan id, $5 config id, $6 integration,
+# $7 auth flow, $8 status, $9 error, $10 started at, $11 finished at.
+INSERT_AUTH_RUN_SQL = """
+INSERT INTO executions (
+    tenant_id, id, plan_key, plan_id, config_id, integration, auth_flow_id, parent_id, kind,
+    trigger, status, error, attempts, created_at, enqueued_at, started_at, finished_at
+)
+VALUES ($1, gen_random_uuid(), $3, $4, $5, $6, $7, $2, 'auth', 'parent', $8, $9::text::jsonb, 1,
+        $10, $10, $10, $11)
+RETURNING id
+"""
+
+
+async def mark_rate_limited(conn: Any, tenant_id: str, execution_id: UUID, *, resume_at: datetime) -> bool:
+    """Show a running execution as RATE_LIMITED until ``resume_at`` (it keeps its worker)."""
+    status = await conn.execute(MARK_RATE_LIMITED_SQL, tenant_id, execution_id, resume_at)
+    return bool(status.endswith(" 1"))
+
+
+async def mark_running(conn: Any, tenant_id: str, execution_id: UUID, *, shown_resume_at: datetime) -> bool:
+    """Back to RUNNING once the wait shown with ``shown_resume_at`` (or an earlier one) is over."""
+    status = await conn.execute(MARK_RUNNING_SQL, tenant_id, execution_id, shown_resume_at)
+    return bool(status.endswith(" 1"))
+
+
+async def insert_auth_run(
+    conn: Any,
+    tenant_id: str,
+    parent_id: UUID,
+    *,
+    plan_key: str,
+    plan_id: UUID | None,
+    config_id: UUID | None,
+    integration: str,
+    auth_flow_id: UUID,
+    status: str,
+    error: ErrorInfo | None,
+    started_at: datetime,
+    finished_at: datetime,
+) -> UUID:
+    """A finished child execution (kind auth, trigger parent) for one token acquisition."""
+    error_json = orjson.dumps(error.to_json()).decode() if error else None
+    row = await conn.fetchrow(
+        INSERT_AUTH_RUN_SQL, tenant_id, parent_id, plan_key, plan_id, config_id, integration,
+        auth_flow_id, status, error_json, started_at, finished_at,
+    )  # fmt: skip
+    child: UUID = row["id"]
+    return child

@@ -27,12 +27,15 @@ from engine.http_caller import build_http_caller
 from engine.kafka_sink import KafkaSink
 from engine.limiter_memory import MemoryRateLimiter
 from engine.queue import QueueNames, promote_due
+from monitoring.metrics import shared_metrics
+from monitoring.recorder import KafkaAlertPublisher, LimiterMonitor, RateLimitRecorder
 from settings.model import DatabaseSettings, KafkaSettings, RedisSettings, Settings
 from store.crypto import SecretBox
 from store.database import create_sessions
 from worker import metrics
 from worker.cancel import CancelWatcher
 from worker.consumer import StreamConsumer
+from worker.fleet import Fleet, KafkaEventPublisher
 from worker.handler import Adapters, JobHandler
 
 __all__ = ["connect_redis", "consumer_name", "create_worker_engine", "queue_names", "run_worker"]
@@ -129,14 +132,40 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, name: str | Non
         sink = await stack.enter_async_context(_kafka_sink(settings.kafka, stop))
         if sink is None:
             return
+        sessions = create_sessions(db)
+        secrets = SecretBox.from_settings(settings.secrets)
+        instrumented_http = metrics.InstrumentedHttpCaller(http)
+        # Rate-limit monitoring: states, alerts on rate-limit-alerts, the per-endpoint gauges and
+        # the seconds-waited counter (on the default registry the metrics port serves).
+        rate_metrics = shared_metrics()
+        monitor = LimiterMonitor(
+            RateLimitRecorder(
+                sessions,
+                KafkaAlertPublisher(sink.producer, settings.kafka.rate_limit_alerts_topic),
+                metrics=rate_metrics,
+            ),
+            rate_metrics,
+        )
+        monitor.start()
+        stack.push_async_callback(monitor.aclose)
+        fleet = Fleet(
+            redis,
+            db,
+            sessions,
+            secrets,
+            instrumented_http,
+            observer=monitor,
+            events=KafkaEventPublisher(sink.producer, settings.kafka.events_topic),
+        )
         adapters = Adapters(
-            http=metrics.InstrumentedHttpCaller(http),
+            http=instrumented_http,
             limiter=MemoryRateLimiter(),
             sink=metrics.InstrumentedSink(sink),
+            scopes=fleet.for_run,
         )
         cancels = CancelWatcher(redis, names)
         handler = JobHandler(
-            create_sessions(db),
+            sessions,
             redis,
             names,
             adapters,
@@ -144,7 +173,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, name: str | Non
             worker_name=worker_name,
             limits=settings.limits,
             max_attempts=settings.worker.max_attempts,
-            secrets=SecretBox.from_settings(settings.secrets),
+            secrets=secrets,
             engine=db,
         )
 

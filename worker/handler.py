@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from opentelemetry import trace
@@ -61,7 +61,7 @@ from worker.dbretry import in_transaction, on_connection
 from worker.observability import current_traceparent, job_log_context, parent_context
 from worker.outcomes import DeadLetter, Decision, Finish, Retry, decide, error_for
 
-__all__ = ["Adapters", "JobHandler", "NoAuth"]
+__all__ = ["Adapters", "JobHandler", "NoAuth", "RunScope", "ScopeFactory"]
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("orchid.worker")
@@ -81,6 +81,21 @@ class NoAuth:
 AuthFactory = Callable[[ExecutionRecord, jobs_repo.RunInputs], AuthProvider]
 
 
+class RunScope(Protocol):
+    """One execution's own limiter and auth provider (worker.fleet); closed after the run."""
+
+    @property
+    def limiter(self) -> RateLimiter: ...
+
+    @property
+    def auth(self) -> AuthProvider: ...
+
+    async def aclose(self) -> None: ...
+
+
+ScopeFactory = Callable[[ExecutionRecord, jobs_repo.RunInputs, ExecutionMeta], RunScope]
+
+
 def _no_auth(execution: ExecutionRecord, inputs: jobs_repo.RunInputs) -> AuthProvider:
     return NoAuth()
 
@@ -93,6 +108,9 @@ class Adapters:
     limiter: RateLimiter
     sink: ResponseSink
     auth: AuthFactory = _no_auth
+    # When given, each run gets its own limiter and auth provider from it (``limiter`` and
+    # ``auth`` are then unused).
+    scopes: ScopeFactory | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,20 +262,26 @@ class JobHandler:
             traceparent=traceparent,
             tracestate=tracestate,
         )
-        with self._cancels.watch(execution.tenant_id, str(execution.id)) as cancel:
-            return await run_plan(
-                plan,
-                meta=meta,
-                config=started.inputs.config_values,
-                auth=self._adapters.auth(execution, started.inputs),
-                context=started.inputs.context,
-                http=self._adapters.http,
-                limiter=self._adapters.limiter,
-                sink=_execution_view(self._adapters.sink),
-                limits=self._limits,
-                secrets=started.inputs.secrets,
-                cancel=cancel,
-            )
+        adapters = self._adapters
+        scope = adapters.scopes(execution, started.inputs, meta) if adapters.scopes is not None else None
+        try:
+            with self._cancels.watch(execution.tenant_id, str(execution.id)) as cancel:
+                return await run_plan(
+                    plan,
+                    meta=meta,
+                    config=started.inputs.config_values,
+                    auth=scope.auth if scope is not None else adapters.auth(execution, started.inputs),
+                    context=started.inputs.context,
+                    http=adapters.http,
+                    limiter=scope.limiter if scope is not None else adapters.limiter,
+                    sink=_execution_view(adapters.sink),
+                    limits=self._limits,
+                    secrets=started.inputs.secrets,
+                    cancel=cancel,
+                )
+        finally:
+            if scope is not None:
+                await asyncio.shield(scope.aclose())
 
     async def _store(
         self,
