@@ -35,12 +35,12 @@ proto: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check settings engine store server worker scheduler devstack mockapi tools tests bench
-	$(BIN)/mypy settings engine store server worker scheduler devstack mockapi monitoring bench
+	$(BIN)/mypy settings engine store server worker scheduler devstack mockapi monitoring telemetry bench
 	bash tools/buf_lint.sh $(BUF)
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy settings engine store server worker scheduler devstack mockapi monitoring bench
+	$(BIN)/mypy settings engine store server worker scheduler devstack mockapi monitoring telemetry bench
 	bash tools/buf_lint.sh $(BUF)
 	$(PYTHON) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import logging
 import logging.config
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -25,6 +23,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from settings.model import ObservabilitySettings
+from telemetry.logs import JsonFormatter, span_ids
+from telemetry.logs import log_config as _log_config
 
 __all__ = [
     "JobContextFilter",
@@ -41,66 +41,23 @@ __all__ = [
 tenant_id_var: ContextVar[str | None] = ContextVar("orchid_job_tenant_id", default=None)
 execution_id_var: ContextVar[str | None] = ContextVar("orchid_job_execution_id", default=None)
 
-_LEVELS = {"trace": "DEBUG", "debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
-           "error": "ERROR", "fatal": "CRITICAL", "critical": "CRITICAL"}  # fmt: skip
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-_CONTEXT = ("tenant_id", "execution_id", "trace_id", "span_id")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _PRETTY = "%(asctime)s %(levelname)-7s %(name)s [exec=%(execution_id)s trace=%(trace_id)s] %(message)s"
+# aiokafka logs every reconnect attempt at ERROR while a broker is down.
+_QUIET = {"aiokafka": "CRITICAL"}
 
 
 class JobContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.tenant_id = tenant_id_var.get()
         record.execution_id = execution_id_var.get()
-        span = trace.get_current_span().get_span_context()
-        record.trace_id = format(span.trace_id, "032x") if span.is_valid else None
-        record.span_id = format(span.span_id, "016x") if span.is_valid else None
+        record.trace_id, record.span_id = span_ids()
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; context fields only when set."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for name in _CONTEXT:
-            value = getattr(record, name, None)
-            if value is not None:
-                entry[name] = value
-        for name, value in vars(record).items():
-            if name not in _STANDARD and name not in _CONTEXT and name not in entry:
-                entry[name] = value
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
 def log_config(settings: ObservabilitySettings) -> dict[str, Any]:
-    level = _LEVELS.get(settings.log_level.lower(), "INFO")
-    formatter: dict[str, Any] = {"format": _PRETTY} if settings.pretty_logs else {"()": JsonFormatter}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"job": {"()": JobContextFilter}},
-        "formatters": {"default": formatter},
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "stream": "ext://sys.stderr",
-                "formatter": "default",
-                "filters": ["job"],
-            }
-        },
-        "root": {"level": level, "handlers": ["stderr"]},
-        # aiokafka logs every reconnect attempt at ERROR while a broker is down.
-        "loggers": {"aiokafka": {"level": "CRITICAL" if level != "DEBUG" else "DEBUG"}},
-    }
+    quiet = {} if settings.log_level.lower() in {"debug", "trace"} else _QUIET
+    return _log_config(settings, context_filter=JobContextFilter, pretty_format=_PRETTY, loggers=quiet)
 
 
 def configure_logging(settings: ObservabilitySettings) -> None:

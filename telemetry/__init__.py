@@ -1,0 +1,1 @@
+"""Logging and tracing plumbing shared by every Orchid process (server, worker, scheduler)."""
