@@ -37,6 +37,12 @@ from bench.roster import NOT_WIRED, Contender, select
 from bench.scenarios import Scenario, scenarios_for
 
 RUN_TIMEOUT_S = {"quick": 120.0, "full": 400.0}
+# Runs per contender and scenario unless --runs says otherwise: quick mode must stay under 3 minutes
+# on 2 busy cores (and some contenders take fewer in quick mode: Contender.quick_max_runs).
+DEFAULT_RUNS = {"quick": 2, "full": 3}
+# fanout_big judges peak RSS only (the highest of the runs), and one Orchid run of it takes about 50 s
+# in full mode: one run per contender keeps `make bench-full` under 15 minutes.
+SCENARIO_MAX_RUNS = {"fanout_big": 1}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -44,14 +50,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="(default) < 3 min")
     mode.add_argument("--full", dest="mode", action="store_const", const="full", help="< 15 min")
-    parser.add_argument("--only", help="comma-separated scenarios (seq, fanout, fanout_big)")
+    parser.add_argument(
+        "--only",
+        help="comma-separated scenarios: seq, fanout, fanout_big, api_latency, limiter_accuracy, worker, "
+        "scheduler",
+    )
     parser.add_argument("--contenders", help="comma-separated contender ids (see bench/roster.py)")
     parser.add_argument("--skip-peers", action="store_true", help="leave out dlt and Airbyte")
-    parser.add_argument("--runs", type=int, default=3, help="runs per contender and scenario (default 3)")
+    parser.add_argument(
+        "--runs", type=int, help=f"runs per contender and scenario (default: quick {DEFAULT_RUNS['quick']}, "
+        f"full {DEFAULT_RUNS['full']})",
+    )  # fmt: skip
     parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--ceiling-seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
     args.mode = args.mode or "quick"
+    args.runs = args.runs or DEFAULT_RUNS[args.mode]
     return args
 
 
@@ -98,6 +112,38 @@ def orchid_stack(contenders: list[Contender], root: Path) -> Iterator[list[Conte
 
 
 @contextlib.contextmanager
+def worker_stack(
+    contenders: list[Contender], root: Path, bootstrap: str | None, mock_url: str
+) -> Iterator[list[Contender]]:
+    """Postgres and Redis for the worker / scheduler contenders, beside the harness's broker and
+    mock; they get its addresses as options["worker_stack"] (bench.contenders.orchid_worker)."""
+    if not any(c.needs_worker_stack for c in contenders):
+        yield contenders
+        return
+    from bench.contenders.orchid_worker import running_worker_stack
+
+    print(
+        "bench: starting the worker stack (Postgres, Redis; the mock and Kafka are shared)", file=sys.stderr
+    )
+    with contextlib.ExitStack() as exits:
+        try:
+            assert bootstrap is not None, "the worker contenders need the harness's Kafka broker"
+            site = exits.enter_context(
+                running_worker_stack(root, kafka_bootstrap=bootstrap, mock_url=mock_url)
+            )
+        except Exception as exc:  # the others still run; the report shows the gap
+            print(
+                f"bench: leaving out the worker contenders: their stack did not start: {exc}", file=sys.stderr
+            )
+            yield [c for c in contenders if not c.needs_worker_stack]
+            return
+        yield [
+            replace(c, options={**c.options, "worker_stack": site}) if c.needs_worker_stack else c
+            for c in contenders
+        ]
+
+
+@contextlib.contextmanager
 def kafka_broker(needed: bool, root: Path) -> Iterator[str | None]:
     if not needed:
         yield None
@@ -124,6 +170,14 @@ def run_all(
                 if contender.scenarios is not None and scenario.name not in contender.scenarios:
                     continue
                 if contender.max_runs is not None and rep > contender.max_runs:
+                    continue
+                if rep > SCENARIO_MAX_RUNS.get(scenario.name, rep):
+                    continue
+                if (
+                    args.mode == "quick"
+                    and contender.quick_max_runs is not None
+                    and rep > contender.quick_max_runs
+                ):
                     continue
                 result = run_once(
                     contender, scenario, rep=rep, python=python_for(contender, pythons), base_url=base_url,
@@ -170,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
             ceiling = (
                 measure_ceiling(mock.base_url, args.ceiling_seconds) if args.ceiling_seconds > 0 else None
             )
-            with orchid_stack(_taking_part(contenders, scenarios), root) as ready:
+            taking_part = _taking_part(contenders, scenarios)
+            with (
+                orchid_stack(taking_part, root) as with_stack,
+                worker_stack(with_stack, root, bootstrap, mock.base_url) as ready,
+            ):
                 runs = run_all(args, ready, scenarios, pythons, mock.base_url, bootstrap)
     summaries = summarize(runs, contenders, scenarios)
     doc: dict[str, Any] = {

@@ -48,6 +48,10 @@ class RunResult:
 
 
 def expected_served(scenario: Scenario) -> dict[str, int]:
+    if scenario.measure == "executions":  # one detail call per execution (orchid_worker.BENCH_PATH)
+        return {"items": scenario.calls}
+    if scenario.measure == "enqueue":  # the scheduler only queues: no worker runs them
+        return {}
     served = {"pages": scenario.pages}
     if scenario.fanout:
         served["items"] = scenario.items

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 __all__ = [
     "LIMITER_CONCURRENCY",
     "LIMITER_PROCESSES",
     "LIMITER_RATE",
     "SCENARIOS",
+    "WORKER_CONCURRENCY",
     "Scenario",
     "limiter_accuracy",
     "scenario_from_json",
@@ -36,9 +37,12 @@ class Scenario:
     concurrency: int = 50
     latency_ms: int = 0
     # What the scenario is for: "throughput" (wall time), "memory" (peak RSS), "latency" (per-call
-    # p50 / p99 of an Orchid RPC) or "accuracy" (a shared rate limit's achieved rate).
+    # p50 / p99 of an Orchid RPC), "accuracy" (a shared rate limit's achieved rate), "executions"
+    # (worker executions/s) or "enqueue" (the scheduler's time to put due pairs on the stream).
     measure: str = "throughput"
-    # "latency" only: calls timed per run, after ``warmup`` untimed ones (``concurrency`` in flight).
+    # "latency": calls timed per run, after ``warmup`` untimed ones (``concurrency`` in flight);
+    # "executions": executions per run (``concurrency`` = WORKER_CONCURRENCY of each worker);
+    # "enqueue": (plan, config) pairs that fall due at one instant.
     calls: int = 0
     warmup: int = 0
 
@@ -84,6 +88,15 @@ _LATENCY_FULL = Scenario("api_latency", pages=0, per_page=0, concurrency=50, mea
                          calls=20_000, warmup=2000)  # fmt: skip
 
 
+# Worker executions/s: a one-request plan (emission on) run ``calls`` times by 1 or 2 worker
+# processes; and the scheduler's time from the due instant until ``calls`` due pairs are queued.
+WORKER_CONCURRENCY = 64
+_WORKER_QUICK = Scenario("worker", pages=0, per_page=0, concurrency=WORKER_CONCURRENCY, measure="executions",
+                         calls=1000)  # fmt: skip
+_WORKER_FULL = replace(_WORKER_QUICK, calls=3000)
+_SCHEDULER = Scenario("scheduler", pages=0, per_page=0, concurrency=1, measure="enqueue", calls=10_000)
+
+
 def limiter_accuracy(
     seconds: int, *, rate: int = LIMITER_RATE, processes: int = LIMITER_PROCESSES
 ) -> Scenario:
@@ -106,6 +119,8 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "api_latency": _LATENCY_QUICK,
         # 10 s in quick mode (to stay under 3 minutes); the minute is full mode.
         "limiter_accuracy": limiter_accuracy(10),
+        "worker": _WORKER_QUICK,
+        "scheduler": _SCHEDULER,
     },
     "full": {
         "seq": _SEQ_FULL,
@@ -113,6 +128,8 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
         "fanout_big": _BIG_FULL,
         "api_latency": _LATENCY_FULL,
         "limiter_accuracy": limiter_accuracy(60),
+        "worker": _WORKER_FULL,
+        "scheduler": _SCHEDULER,
     },
 }
 

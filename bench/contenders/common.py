@@ -47,6 +47,16 @@ def current_rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident set. VmHWM belongs to the process's own memory map, so it
+    starts afresh at exec; ru_maxrss does not on Linux (it keeps the forking parent's high-water
+    mark, so every contender would show at least the harness's own peak)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 

@@ -17,6 +17,12 @@ Starts PostgreSQL, Redis and a Tansu broker (devstack.servers) and the mock API
   the stream.
 
 Each case prints one JSON line ({"contender": "orchid_worker", "case": ..., ...}) on stdout.
+
+``python -m bench`` runs it as a contender (scenarios ``worker`` and ``scheduler``; contenders
+orchid_worker_1 / orchid_worker_2 / orchid_scheduler): given ``--scenario-json`` it runs one case
+on the harness's worker stack (``running_worker_stack``, passed as ``options["worker_stack"]``),
+with the plan calling the harness's mock (``BENCH_PATH``, so the mock's counters check the work),
+and prints a BENCH_RESULT line (bench.contenders.common.report) instead.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +50,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from bench.contenders.common import Args, Measurement, parse_args, report
 from devstack.process import free_port, port_open, wait_until
 from devstack.servers import KafkaBroker, Postgres
 from devstack.servers import Redis as RedisServer
@@ -64,51 +72,41 @@ TABLES = ", ".join(t.name for t in Base.metadata.sorted_tables)
 # --- the stack ------------------------------------------------------------------------------------
 
 
-class Stack:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.postgres = Postgres(root / "postgres")
-        self.redis = RedisServer(root / "redis", appendonly=False)
-        self.kafka = KafkaBroker(root / "kafka")
-        self.mock_port = free_port()
-        self._mock: subprocess.Popen[bytes] | None = None
-        self.dsn = ""
+@dataclass(frozen=True)
+class Site:
+    """Where a case runs: the addresses of a running Postgres (migrated), Redis, Kafka and mock API.
+    JSON-able (``to_dict`` / ``from_dict``) so the bench harness can hand one stack, started once,
+    to every run (``running_worker_stack``, ``options["worker_stack"]``)."""
+
+    root: Path  # logs of the worker / scheduler processes
+    dsn: str
+    redis_port: int
+    kafka_bootstrap: str
+    mock_url: str
 
     @property
-    def mock_url(self) -> str:
-        return f"http://127.0.0.1:{self.mock_port}"
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
 
-    def start(self) -> None:
-        self.postgres.start()
-        self.redis.start()
-        self.kafka.start()
-        log = (self.root / "mockapi.log").open("wb")
-        self._mock = subprocess.Popen(
-            [sys.executable, "-m", "mockapi", "--port", str(self.mock_port), "--scenario", "demo"],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_until(
-            lambda: port_open(self.mock_port), timeout_s=15, what="mockapi", log=self.root / "mockapi.log"
-        )
-        self.dsn = self.postgres.dsn
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "root": str(self.root)}
 
-    def stop(self) -> None:
-        if self._mock is not None:
-            self._mock.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._mock.wait(10)
-        for server in (self.kafka, self.redis, self.postgres):
-            with contextlib.suppress(Exception):
-                server.stop()
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Site:
+        return cls(**{**data, "root": Path(data["root"])})
 
     def env(self, **overrides: str) -> dict[str, str]:
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("DB_", "REDIS_", "KAFKA_", "WORKER_"))
         }
-        env.update(self.redis.env())
-        env.update(self.kafka.env())
         env.update(
             {
+                "REDIS_HOST": "127.0.0.1",
+                "REDIS_PORT": str(self.redis_port),
+                "REDIS_DB": "0",
+                "REDIS_PASSWORD": "",
+                "KAFKA_BROKERS": self.kafka_bootstrap,
+                "KAFKA_ENABLE_IDEMPOTENCE": "false",  # Tansu's memory engine (devstack.servers)
                 "DATABASE_URL": self.dsn,
                 "SECRETS_ENCRYPTION_KEYS": SECRET_KEY,
                 "EGRESS_ALLOWLIST": "127.0.0.1",
@@ -122,9 +120,69 @@ class Stack:
         return env
 
 
+class Stack:
+    """Postgres and Redis, plus a Tansu broker unless ``kafka_bootstrap`` names one, plus the mock
+    API (``python -m mockapi --scenario demo``) unless ``mock_url`` names one."""
+
+    def __init__(
+        self, root: Path, *, kafka_bootstrap: str | None = None, mock_url: str | None = None
+    ) -> None:
+        self.root = root
+        self.postgres = Postgres(root / "postgres")
+        self.redis = RedisServer(root / "redis", appendonly=False)
+        self.kafka = KafkaBroker(root / "kafka") if kafka_bootstrap is None else None
+        self._kafka_bootstrap = kafka_bootstrap
+        self._mock_url = mock_url
+        self.mock_port = free_port()
+        self._mock: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Site:
+        self.postgres.start()
+        self.redis.start()
+        if self.kafka is not None:
+            self.kafka.start()
+        mock_url = self._mock_url
+        if mock_url is None:
+            log = (self.root / "mockapi.log").open("wb")
+            self._mock = subprocess.Popen(
+                [sys.executable, "-m", "mockapi", "--port", str(self.mock_port), "--scenario", "demo"],
+                cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            wait_until(
+                lambda: port_open(self.mock_port), timeout_s=15, what="mockapi", log=self.root / "mockapi.log"
+            )
+            mock_url = f"http://127.0.0.1:{self.mock_port}"
+        bootstrap = self.kafka.bootstrap if self.kafka is not None else self._kafka_bootstrap
+        assert bootstrap is not None
+        return Site(self.root, self.postgres.dsn, self.redis.port, bootstrap, mock_url)
+
+    def stop(self) -> None:
+        if self._mock is not None:
+            self._mock.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._mock.wait(10)
+        for server in (self.kafka, self.redis, self.postgres):
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    server.stop()
+
+
+@contextlib.contextmanager
+def running_worker_stack(root: Path, *, kafka_bootstrap: str, mock_url: str) -> Iterator[dict[str, Any]]:
+    """For the bench harness: Postgres (migrated) and Redis, once per bench run, beside the
+    harness's broker and mock; yields the ``Site`` as a dict (``options["worker_stack"]``)."""
+    stack = Stack(root / "worker-stack", kafka_bootstrap=kafka_bootstrap, mock_url=mock_url)
+    try:
+        site = stack.start()
+        asyncio.run(upgrade_head_async(site.dsn))
+        yield site.to_dict()
+    finally:
+        stack.stop()
+
+
 @contextlib.contextmanager
 def processes(
-    stack: Stack, module: str, count: int, **overrides: str
+    stack: Site, module: str, count: int, **overrides: str
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs = []
     for index in range(count):
@@ -208,15 +266,17 @@ async def consumers_ready(redis: Redis, count: int) -> bool:
 
 
 async def worker_case(
-    stack: Stack, *, case: str, workers: int, executions: int, pairs: int, concurrency: int, timeout_s: float,
-    profile: str | None,
+    stack: Site, *, case: str, workers: int, executions: int, pairs: int, concurrency: int, timeout_s: float,
+    profile: str | None, path: str = "/health",
 ) -> dict[str, Any]:  # fmt: skip
     engine = create_async_engine(stack.dsn, pool_size=4)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    redis = Redis.from_url(stack.redis.url)
+    redis = Redis.from_url(stack.redis_url)
     try:
         await reset(sessions, redis)
-        plans, configs = await seed(sessions, stack.mock_url, plans=1, configs=pairs, wait_seconds=None)
+        plans, configs = await seed(
+            sessions, stack.mock_url, plans=1, configs=pairs, wait_seconds=None, path=path
+        )
         plan_id, plan_key = plans[0]
         rows = [
             {
@@ -270,6 +330,7 @@ async def worker_case(
                         break
                     await asyncio.sleep(0.05)
             wall = time.perf_counter() - started
+            worker_rss = max(_peak_rss_mb(p.pid) for p in procs)
             worker_cpu = sum(_cpu_s(p.pid) for p in procs) - sum(cpu_before)
             busy_after, total_after = _machine_busy()
             spent = {k: v - by_command.get(k, 0.0) for k, v in _cpu_by_command().items()}
@@ -299,6 +360,7 @@ async def worker_case(
             "executions_per_s": round(done / wall, 1),
             "db_commits_per_execution": round(commits / max(done, 1), 2),
             "worker_cpu_ms_per_execution": round(1000 * worker_cpu / max(done, 1), 2),
+            "worker_peak_rss_mb": worker_rss,
             "machine_busy_pct": round(
                 100 * (busy_after - busy_before) / max(total_after - total_before, 1), 1
             ),
@@ -319,6 +381,17 @@ def _cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """A running process's peak resident set (VmHWM), in MB (Linux); 0.0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
 
 
 def _cpu_by_command() -> dict[str, float]:
@@ -354,7 +427,7 @@ def _start_profiler(out: str | None, pid: int) -> subprocess.Popen[bytes] | None
 
 
 async def scheduler_case(
-    stack: Stack,
+    stack: Site,
     *,
     pairs: int,
     lead_s: float,
@@ -366,7 +439,7 @@ async def scheduler_case(
 ) -> dict[str, Any]:
     engine = create_async_engine(stack.dsn, pool_size=2)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    redis = Redis.from_url(stack.redis.url)
+    redis = Redis.from_url(stack.redis_url)
     wait_seconds = 60
     try:
         await reset(sessions, redis)
@@ -452,6 +525,7 @@ async def scheduler_case(
                     break
                 await asyncio.sleep(0.02)
             elapsed = time.perf_counter() - started
+            scheduler_rss = _peak_rss_mb(procs[0].pid)
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(30)
@@ -463,6 +537,7 @@ async def scheduler_case(
             "other_active_executions": active,
             "in_stream": count,
             "due_to_all_in_stream_s": round(elapsed, 3),
+            "scheduler_peak_rss_mb": scheduler_rss,
             "ok": count >= len(rows),
         }
     finally:
@@ -478,7 +553,7 @@ async def _db_now(engine: Any) -> Any:
 # --- main ---------------------------------------------------------------------------------------------
 
 
-async def run(args: argparse.Namespace, stack: Stack) -> int:
+async def run(args: argparse.Namespace, stack: Site) -> int:
     await upgrade_head_async(stack.dsn)
     only = set(args.only.split(","))
     failed = False
@@ -512,7 +587,54 @@ async def run(args: argparse.Namespace, stack: Stack) -> int:
     return 1 if failed else 0
 
 
+# --- as a bench contender (python -m bench: scenarios "worker" and "scheduler") -------------------------
+
+# The standalone defaults: 200 (plan, config) pairs for the worker runs; for the scheduler, 10 older
+# runs per pair and 10,000 other queued executions of the tenant, as a scheduler in production sees.
+BENCH_PAIRS = 200
+BENCH_HISTORY = 10
+BENCH_ACTIVE = 10_000
+BENCH_LEAD_S = 8.0
+# One request per execution, to the bench mock's detail route: the harness counts it ("items").
+BENCH_PATH = "/items/1"
+
+
+async def contender(args: Args) -> dict[str, Any]:
+    """One run of one case on the harness's shared worker stack; returns the driver's result."""
+    site = replace(Site.from_dict(args.options["worker_stack"]), mock_url=args.base_url)
+    scenario = args.scenario
+    timeout = float(args.options.get("timeout_s", 150.0))
+    if scenario.name == "worker":
+        return await worker_case(
+            site, case="worker", workers=int(args.options["workers"]), executions=scenario.calls,
+            pairs=BENCH_PAIRS, concurrency=scenario.concurrency, timeout_s=timeout, profile=None,
+            path=BENCH_PATH,
+        )  # fmt: skip
+    if scenario.name == "scheduler":
+        return await scheduler_case(
+            site, pairs=scenario.calls, lead_s=BENCH_LEAD_S, timeout_s=timeout, history=BENCH_HISTORY,
+            active=BENCH_ACTIVE,
+        )  # fmt: skip
+    raise ValueError(f"{NAME} runs the worker and scheduler scenarios, not {scenario.name!r}")
+
+
+def contender_main(argv: list[str]) -> int:
+    args = parse_args(NAME, argv)
+    result = asyncio.run(contender(args))
+    m = Measurement(extra={k: v for k, v in result.items() if k not in ("contender", "wall_s")})
+    # The peak RSS column shows the Orchid processes measured, not this driver.
+    rss = result.get("worker_peak_rss_mb") or result.get("scheduler_peak_rss_mb")
+    if rss:
+        m.extra["peak_rss_mb"] = rss
+    m.wall_s = float(result["wall_s"] if "wall_s" in result else result["due_to_all_in_stream_s"])
+    report(NAME, args, m)
+    return 0 if result["ok"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--scenario-json" in argv:  # run by the bench harness (bench.harness.run_once)
+        return contender_main(argv)
     parser = argparse.ArgumentParser(prog="python -m bench.contenders.orchid_worker", description=__doc__)
     parser.add_argument("--executions", type=int, default=3000)
     parser.add_argument("--pairs", type=int, default=200)
@@ -533,8 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="orchid-worker-bench-"))
     stack = Stack(root)
     try:
-        stack.start()
-        return asyncio.run(run(args, stack))
+        return asyncio.run(run(args, stack.start()))
     finally:
         stack.stop()
         if args.keep:
