@@ -3,7 +3,7 @@
 ``RateLimitRecorder.record(observation)`` writes a state row (with the consumption rate, recovery
 ETA and exhaustion projection of monitoring.calc) and, for states read from API headers, applies
 the alert transition the state causes (opened / escalated / resolved). A transition is made by a
-conditional write (store.rate_limit_repo), so when several workers see the same state only one of
+conditional write (store.rate_limit_monitor_repo), so when several workers see the same state only one of
 them makes it, and only that one publishes it: each change reaches the ``rate-limit-alerts``
 topic once. The publish happens after the commit; a crash between the two loses that one event
 (the RPCs still show the alert).
@@ -36,7 +36,7 @@ from engine.ports import RateLimitSubject
 from engine.ratelimit_headers import RateLimitInfo
 from monitoring import calc
 from monitoring.metrics import RateLimitMetrics
-from store import rate_limit_repo, rate_limits_repo
+from store import rate_limit_monitor_repo, rate_limits_repo
 from store.records import RateLimitAlertRecord, RateLimitObservation
 
 __all__ = [
@@ -194,7 +194,7 @@ class RateLimitRecorder:
     async def _write_state(self, session: AsyncSession, config_id: UUID, obs: Observation) -> None:
         now = obs.observed_at
         since = datetime.fromtimestamp(now - calc.RATE_HORIZON_S, UTC)
-        rows = await rate_limit_repo.recent_samples(
+        rows = await rate_limit_monitor_repo.recent_samples(
             session, obs.tenant_id, config_id, obs.endpoint, since=since, source=obs.source
         )
         history = [calc.Sample(at.timestamp(), remaining) for at, remaining in rows]
@@ -219,7 +219,7 @@ class RateLimitRecorder:
     async def _apply_alerts(
         self, session: AsyncSession, config_id: UUID, obs: Observation
     ) -> list[AlertEvent]:
-        current = await rate_limit_repo.open_severity(session, obs.tenant_id, config_id, obs.endpoint)
+        current = await rate_limit_monitor_repo.open_severity(session, obs.tenant_id, config_id, obs.endpoint)
         change = calc.alert_change(current, obs.remaining, obs.limit, resolve_ratio=self._resolve_ratio)
         if change is None:
             return []
@@ -227,7 +227,7 @@ class RateLimitRecorder:
         message = _message(change.severity, obs.remaining, obs.limit)
         alert: RateLimitAlertRecord | None
         if change.kind == "opened":
-            alert = await rate_limit_repo.open_alert_if_none(
+            alert = await rate_limit_monitor_repo.open_alert_if_none(
                 session,
                 tenant,
                 config_id=config_id,
@@ -238,7 +238,7 @@ class RateLimitRecorder:
                 message=message,
             )
         elif change.kind == "escalated":
-            alert = await rate_limit_repo.escalate_alert(
+            alert = await rate_limit_monitor_repo.escalate_alert(
                 session,
                 tenant,
                 config_id=config_id,
@@ -248,7 +248,7 @@ class RateLimitRecorder:
                 message=message,
             )
         else:
-            alert = await rate_limit_repo.resolve_alert(
+            alert = await rate_limit_monitor_repo.resolve_alert(
                 session, tenant, config_id=config_id, endpoint=endpoint
             )
         return [] if alert is None else [AlertEvent(change.kind, obs.tenant_id, alert)]

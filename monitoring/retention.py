@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from store import rate_limit_repo, rate_limits_repo
+from store import rate_limit_monitor_repo, rate_limits_repo
 
 __all__ = ["RETENTION_MONTHS", "RetentionResult", "apply_retention", "months_before"]
 
@@ -50,7 +50,7 @@ async def apply_retention(
     cutoff = months_before(moment, months)
     async with sessions.begin() as session:
         dropped = await rate_limits_repo.drop_expired_partitions(session, now=moment, retention_months=months)
-        deleted = await rate_limit_repo.delete_states_before(session, cutoff)
+        deleted = await rate_limit_monitor_repo.delete_states_before(session, cutoff)
         created = await rate_limits_repo.ensure_partitions(session, start=moment.date(), months=3)
     log.info(
         "rate-limit retention: cutoff %s, dropped %d partitions, deleted %d rows",

@@ -63,7 +63,7 @@ def _state(row: RateLimitState) -> RateLimitStateRecord:
     )
 
 
-def _alert(row: RateLimitAlert) -> RateLimitAlertRecord:
+def alert_record(row: RateLimitAlert) -> RateLimitAlertRecord:
     return RateLimitAlertRecord(
         id=row.id,
         config_id=row.config_id,
@@ -250,7 +250,7 @@ async def open_alert(
     )
     row = await session.scalar(statement.returning(RateLimitAlert).execution_options(populate_existing=True))
     assert row is not None
-    return _alert(row)
+    return alert_record(row)
 
 
 async def close_alert(session: AsyncSession, tenant_id: str, *, config_id: UUID, endpoint: str) -> int:
@@ -296,4 +296,4 @@ async def list_alerts(
     query = query.order_by(RateLimitAlert.opened_at.desc(), RateLimitAlert.id.desc()).limit(limit + 1)
     rows = list(await session.scalars(query))
     next_token = encode_token([rows[limit - 1].opened_at, rows[limit - 1].id]) if len(rows) > limit else ""
-    return Page(tuple(_alert(r) for r in rows[:limit]), next_token)
+    return Page(tuple(alert_record(r) for r in rows[:limit]), next_token)

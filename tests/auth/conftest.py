@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from devstack.servers import Postgres
 from devstack.servers import Redis as RedisServer
-from store.migrations import upgrade_head
 from store.tables import Base
 
 
@@ -27,28 +22,9 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-def migrated_database(dsn: str, name: str) -> str:
-    url = make_url(dsn)
-
-    async def create() -> None:
-        conn = await asyncpg.connect(
-            host=url.host, port=url.port, user=url.username, password=url.password, database="postgres"
-        )
-        try:
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    out = url.set(database=name).render_as_string(hide_password=False)
-    upgrade_head(out)
-    return out
-
-
 @pytest.fixture(scope="session")
-def auth_dsn(postgres_server: Postgres) -> str:
-    return migrated_database(postgres_server.dsn, "orchid_auth_test")
+def auth_dsn(migrated_database: Callable[[str], str]) -> str:
+    return migrated_database("orchid_auth_test")
 
 
 @pytest.fixture

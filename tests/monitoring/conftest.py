@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from devstack.servers import KafkaBroker, Postgres
+from devstack.servers import KafkaBroker
 from devstack.servers import Redis as RedisServer
-from store.migrations import upgrade_head
 from store.tables import Base
 
 
 @pytest.fixture(scope="session")
-def monitoring_dsn(postgres_server: Postgres) -> str:
-    url = make_url(postgres_server.dsn)
-    name = "orchid_monitoring_test"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(
-            host=url.host, port=url.port, user=url.username, password=url.password, database="postgres"
-        )
-        try:
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-                await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    dsn = url.set(database=name).render_as_string(hide_password=False)
-    upgrade_head(dsn)
-    return dsn
+def monitoring_dsn(migrated_database: Callable[[str], str]) -> str:
+    return migrated_database("orchid_monitoring_test")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.rate_limits_repo import alert_record
 from store.records import AlertSeverity, RateLimitAlertRecord
 from store.tables import RateLimitAlert, RateLimitState
 
@@ -27,20 +28,6 @@ __all__ = [
     "recent_samples",
     "resolve_alert",
 ]
-
-
-def _alert(row: RateLimitAlert) -> RateLimitAlertRecord:
-    return RateLimitAlertRecord(
-        id=row.id,
-        config_id=row.config_id,
-        endpoint=row.endpoint,
-        severity=row.severity,  # type: ignore[arg-type]
-        opened_at=row.opened_at,
-        resolved_at=row.resolved_at,
-        remaining=row.remaining,
-        limit=row.limit,
-        message=row.message,
-    )
 
 
 async def recent_samples(
@@ -107,7 +94,7 @@ async def open_alert_if_none(
         .returning(RateLimitAlert)
     )
     row = await session.scalar(statement)
-    return None if row is None else _alert(row)
+    return None if row is None else alert_record(row)
 
 
 async def escalate_alert(
@@ -127,7 +114,7 @@ async def escalate_alert(
         .values(severity="CRITICAL", remaining=remaining, limit=limit, message=message)
         .returning(RateLimitAlert)
     )
-    return None if row is None else _alert(row)
+    return None if row is None else alert_record(row)
 
 
 async def resolve_alert(
@@ -145,7 +132,7 @@ async def resolve_alert(
         .values(resolved_at=func.now())
         .returning(RateLimitAlert)
     )
-    return None if row is None else _alert(row)
+    return None if row is None else alert_record(row)
 
 
 async def delete_states_before(session: AsyncSession, cutoff: datetime) -> int:
