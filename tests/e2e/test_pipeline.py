@@ -183,6 +183,11 @@ async def test_triggered_plan_runs_on_the_worker(stack: Stack, tenant: Tenant) -
         assert DEMO_API_KEY not in message.raw.decode()  # the secret never reaches Kafka
     urls = sorted(m.value["request_url"] for m in messages)
     assert sum("/usage" in url for url in urls) == ACCOUNTS, urls
+    # One trace per execution: from the TriggerPlan RPC through the stream entry to every
+    # produce, whose traceparent header continues it.
+    trace_ids = {m.headers["traceparent"].split("-")[1] for m in messages}
+    assert len(trace_ids) == 1, trace_ids
+    assert {m.value["trace_id"] for m in messages} == trace_ids
 
 
 async def test_scheduled_plan_runs_by_itself(tenant: Tenant) -> None:
