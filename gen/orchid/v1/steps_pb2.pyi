@@ -203,7 +203,7 @@ class Step(_message.Message):
 
     @_builtins.property
     def sub_steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]:
-        """Nested steps run for this step's response (fanout when `iterate_over` is set on them)."""
+        """Nested steps that fan out over this step's response; each needs its `iterate_over`."""
 
     @_builtins.property
     def rate_limits(self) -> _containers.RepeatedCompositeFieldContainer[Global___RateLimit]:

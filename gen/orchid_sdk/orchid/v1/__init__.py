@@ -3149,7 +3149,7 @@ class Step(betterproto2.Message):
         15, betterproto2.TYPE_MESSAGE, repeated=True
     )
     """
-    Nested steps run for this step's response (fanout when `iterate_over` is set on them).
+    Nested steps that fan out over this step's response; each needs its `iterate_over`.
     """
 
     iterate_over: "str" = betterproto2.field(16, betterproto2.TYPE_STRING)
