@@ -9,17 +9,15 @@ which is all the logs need and a fraction of the cost per RPC.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 import grpc
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from settings.model import ObservabilitySettings
+from telemetry.export import otlp_exporter
 
 __all__ = ["setup_tracing", "tracing_interceptor"]
 
@@ -33,7 +31,7 @@ def setup_tracing(settings: ObservabilitySettings) -> TracerProvider:
         # export it. Its trace id is the parent's, so the logs still join the trace.
         return _install(TracerProvider(resource=resource, sampler=ALWAYS_OFF))
     provider = TracerProvider(resource=resource)  # OTEL_TRACES_SAMPLER, by default parent-based
-    provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
+    provider.add_span_processor(BatchSpanProcessor(otlp_exporter(settings)))
     return _install(provider)
 
 
@@ -49,19 +47,3 @@ def tracing_interceptor(provider: TracerProvider | None = None) -> grpc.aio.Serv
         tracer_provider=provider
     )  # type: ignore[no-untyped-call]
     return interceptor
-
-
-def _exporter(settings: ObservabilitySettings) -> SpanExporter:
-    endpoint = settings.otlp_endpoint
-    if settings.otlp_protocol == "http":
-        # Imported by name: the HTTP exporter is an optional install next to the gRPC one.
-        module: Any = importlib.import_module("opentelemetry.exporter.otlp.proto.http.trace_exporter")
-        if "://" not in endpoint:
-            endpoint = f"http://{endpoint}"
-        if not endpoint.rstrip("/").endswith("/v1/traces"):
-            endpoint = endpoint.rstrip("/") + "/v1/traces"
-        exporter: SpanExporter = module.OTLPSpanExporter(endpoint=endpoint)
-        return exporter
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(endpoint=endpoint, insecure=not endpoint.startswith("https://"))

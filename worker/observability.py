@@ -8,7 +8,6 @@ by the code working on a job) and trace_id / span_id (the current span). Only th
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import logging.config
 from collections.abc import Iterator
@@ -19,10 +18,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from settings.model import ObservabilitySettings
+from telemetry.export import otlp_exporter
 from telemetry.logs import JsonFormatter, span_ids
 from telemetry.logs import log_config as _log_config
 
@@ -79,24 +79,9 @@ def setup_tracing(settings: ObservabilitySettings, *, service_name: str) -> Trac
     """Install a tracer provider (exporting over OTLP when enabled); shutdown() it on exit."""
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if settings.otlp_enabled:
-        provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
+        provider.add_span_processor(BatchSpanProcessor(otlp_exporter(settings)))
     trace.set_tracer_provider(provider)
     return provider
-
-
-def _exporter(settings: ObservabilitySettings) -> SpanExporter:
-    endpoint = settings.otlp_endpoint
-    if settings.otlp_protocol == "http":
-        module: Any = importlib.import_module("opentelemetry.exporter.otlp.proto.http.trace_exporter")
-        if "://" not in endpoint:
-            endpoint = f"http://{endpoint}"
-        if not endpoint.rstrip("/").endswith("/v1/traces"):
-            endpoint = endpoint.rstrip("/") + "/v1/traces"
-        exporter: SpanExporter = module.OTLPSpanExporter(endpoint=endpoint)
-        return exporter
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(endpoint=endpoint, insecure=not endpoint.startswith("https://"))
 
 
 def parent_context(traceparent: str, tracestate: str = "") -> otel_context.Context:
