@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis as RedisClient
 
 from devstack.servers import KafkaBroker, Postgres, Redis, ensure_database
 
@@ -67,3 +68,12 @@ def migrated_database(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return made[name]
 
     return make
+
+
+@pytest.fixture
+async def redis(redis_server: Redis) -> AsyncIterator[RedisClient]:
+    """A client of the session's Redis, flushed for each test."""
+    client = RedisClient.from_url(redis_server.url, socket_timeout=5)
+    await client.flushdb()
+    yield client
+    await client.aclose()

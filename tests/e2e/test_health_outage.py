@@ -7,15 +7,13 @@ Marked e2e_last: the conftest runs it after every other e2e test, so none sees t
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from orchid.v1 import plans_pb2, plans_pb2_grpc, steps_pb2
 
+from devstack.process import wait_until
 from devstack.stack import Stack
 from tests.e2e.api import rest_result, unique
 from tests.e2e.conftest import Tokens
@@ -24,15 +22,6 @@ pytestmark = pytest.mark.e2e_last
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def wait_for(check: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {timeout_s:.0f}s")
 
 
 def test_health_follows_postgres(stack: Stack, tokens: Tokens) -> None:
@@ -52,7 +41,7 @@ def test_health_follows_postgres(stack: Stack, tokens: Tokens) -> None:
 
         stack.postgres.stop()
         try:
-            wait_for(lambda: grpc_status() == NOT_SERVING, timeout_s=15, what="gRPC health NOT_SERVING")
+            wait_until(lambda: grpc_status() == NOT_SERVING, timeout_s=15, what="gRPC health NOT_SERVING")
             assert grpc_status("orchid.v1.PlanService") == NOT_SERVING
             down = http.get("/health")
             assert down.status_code == 503, down.text
@@ -68,9 +57,9 @@ def test_health_follows_postgres(stack: Stack, tokens: Tokens) -> None:
         finally:
             stack.postgres.start()
 
-        wait_for(lambda: grpc_status() == SERVING, timeout_s=30, what="gRPC health SERVING again")
+        wait_until(lambda: grpc_status() == SERVING, timeout_s=30, what="gRPC health SERVING again")
         assert grpc_status("orchid.v1.PlanService") == SERVING
-        wait_for(lambda: http.get("/health").status_code == 200, timeout_s=10, what="/health 200 again")
+        wait_until(lambda: http.get("/health").status_code == 200, timeout_s=10, what="/health 200 again")
         key = unique("after-outage")
         created = plans.CreatePlan(
             plans_pb2.CreatePlanRequest(key=key, step=steps_pb2.Step(url="http://127.0.0.1:9/x")),

@@ -7,13 +7,11 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from devstack.servers import KafkaBroker
-from devstack.servers import Redis as RedisServer
 from store.tables import Base
 
 
@@ -30,14 +28,6 @@ async def sessions(monitoring_dsn: str) -> AsyncIterator[async_sessionmaker[Asyn
         await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
     yield async_sessionmaker(engine, expire_on_commit=False)
     await engine.dispose()
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

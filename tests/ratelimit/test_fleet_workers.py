@@ -73,14 +73,6 @@ async def sessions(fleet_dsn: str) -> AsyncIterator[async_sessionmaker[AsyncSess
 
 
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url, socket_timeout=5)
-    await client.flushdb()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 def alerts_topic() -> str:
     return f"rate-limit-alerts-{uuid.uuid4().hex[:8]}"
 
